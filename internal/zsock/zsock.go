@@ -1,0 +1,324 @@
+// Package zsock is domo's one seam to ZeroMQ: every socket, poller and
+// option the rest of the tree uses goes through it, so the binding
+// (github.com/pebbe/zmq4 over libzmq) can be replaced in one place.
+//
+// A Socket is not safe for concurrent use. One goroutine owns each socket for
+// its life; other goroutines hand it work through a Waker and a queue of
+// their own. (libzmq allows a socket to move between threads across a full
+// memory barrier, which is what a Go channel or mutex hand-over gives.)
+package zsock
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Type is a ZeroMQ socket type.
+type Type = zmq.Type
+
+// The socket types domo uses.
+const (
+	Router = zmq.ROUTER
+	Dealer = zmq.DEALER
+	Pair   = zmq.PAIR
+	Pub    = zmq.PUB
+	Sub    = zmq.SUB
+)
+
+// Errors callers branch on.
+var (
+	// ErrAgain: a non-blocking call found nothing to receive, or no room to send.
+	ErrAgain = errors.New("zsock: resource temporarily unavailable")
+	// ErrUnroutable: a ROUTER send named a peer that is not connected.
+	ErrUnroutable = errors.New("zsock: peer not connected")
+)
+
+// Socket is one ZeroMQ socket.
+type Socket struct {
+	s *zmq.Socket
+}
+
+// New creates a socket of type t on the process-wide ZeroMQ context, with
+// linger 0 so that Close never blocks.
+func New(t Type) (*Socket, error) {
+	s, err := zmq.NewSocket(t)
+	if err != nil {
+		return nil, fmt.Errorf("zsock: new socket: %w", err)
+	}
+	if err := s.SetLinger(0); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("zsock: set linger: %w", err)
+	}
+	return &Socket{s: s}, nil
+}
+
+// Options are the socket options domo sets. Zero fields keep libzmq's default.
+type Options struct {
+	Identity        string        // routing id of a DEALER as its ROUTER peer sees it
+	SendHWM         int           // messages queued per peer before sends fail or block
+	RecvHWM         int           // messages queued per peer before receiving stops
+	MaxMessageSize  int64         // a peer sending a bigger frame is disconnected by libzmq
+	RouterMandatory bool          // a ROUTER send to an unknown peer fails instead of vanishing
+	ReconnectIvl    time.Duration // first reconnect delay
+	ReconnectIvlMax time.Duration // reconnect backoff ceiling
+	Immediate       bool          // queue only on completed connections
+}
+
+// Apply sets the options on s.
+func (s *Socket) Apply(o Options) error {
+	var errs []error
+	set := func(name string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if o.Identity != "" {
+		set("identity", s.s.SetIdentity(o.Identity))
+	}
+	if o.SendHWM > 0 {
+		set("sndhwm", s.s.SetSndhwm(o.SendHWM))
+	}
+	if o.RecvHWM > 0 {
+		set("rcvhwm", s.s.SetRcvhwm(o.RecvHWM))
+	}
+	if o.MaxMessageSize > 0 {
+		set("maxmsgsize", s.s.SetMaxmsgsize(o.MaxMessageSize))
+	}
+	if o.RouterMandatory {
+		set("router_mandatory", s.s.SetRouterMandatory(1))
+	}
+	if o.ReconnectIvl > 0 {
+		set("reconnect_ivl", s.s.SetReconnectIvl(o.ReconnectIvl))
+	}
+	if o.ReconnectIvlMax > 0 {
+		set("reconnect_ivl_max", s.s.SetReconnectIvlMax(o.ReconnectIvlMax))
+	}
+	if o.Immediate {
+		set("immediate", s.s.SetImmediate(true))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("zsock: options: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Bind binds s to endpoint and returns the endpoint actually bound, which
+// differs from the argument for a wildcard port ("tcp://127.0.0.1:*").
+func (s *Socket) Bind(endpoint string) (string, error) {
+	if err := s.s.Bind(endpoint); err != nil {
+		return "", fmt.Errorf("zsock: bind %s: %w", endpoint, err)
+	}
+	bound, err := s.s.GetLastEndpoint()
+	if err != nil {
+		return endpoint, nil
+	}
+	return bound, nil
+}
+
+// Connect connects s to endpoint. libzmq connects in the background and
+// reconnects by itself; an error here means the endpoint is malformed.
+func (s *Socket) Connect(endpoint string) error {
+	if err := s.s.Connect(endpoint); err != nil {
+		return fmt.Errorf("zsock: connect %s: %w", endpoint, err)
+	}
+	return nil
+}
+
+// Disconnect undoes Connect.
+func (s *Socket) Disconnect(endpoint string) error {
+	if err := s.s.Disconnect(endpoint); err != nil {
+		return fmt.Errorf("zsock: disconnect %s: %w", endpoint, err)
+	}
+	return nil
+}
+
+// SetLinger sets how long Close waits to deliver queued messages.
+func (s *Socket) SetLinger(d time.Duration) error { return s.s.SetLinger(d) }
+
+// Close closes the socket. Messages still queued are kept for the linger
+// period (0 unless SetLinger changed it), without blocking the caller.
+func (s *Socket) Close() error { return s.s.Close() }
+
+// Send sends frames as one multipart message. With wait false it fails with
+// ErrAgain instead of blocking when the peer's queue is full.
+func (s *Socket) Send(frames [][]byte, wait bool) error {
+	if len(frames) == 0 {
+		return errors.New("zsock: send of an empty message")
+	}
+	var flags zmq.Flag
+	if !wait {
+		flags = zmq.DONTWAIT
+	}
+	last := len(frames) - 1
+	for i, f := range frames {
+		fl := flags
+		if i < last {
+			fl |= zmq.SNDMORE
+		}
+		if _, err := s.s.SendBytes(f, fl); err != nil {
+			if i > 0 {
+				// libzmq delivers multipart messages atomically; a failure
+				// after the first part only happens on a closing socket.
+				return fmt.Errorf("zsock: send frame %d: %w", i, mapErr(err))
+			}
+			return mapErr(err)
+		}
+	}
+	return nil
+}
+
+// Recv receives one multipart message, appending its frames to dst[:0].
+// With wait false it returns ErrAgain when no message is waiting.
+func (s *Socket) Recv(dst [][]byte, wait bool) ([][]byte, error) {
+	var flags zmq.Flag
+	if !wait {
+		flags = zmq.DONTWAIT
+	}
+	dst = dst[:0]
+	for {
+		f, err := s.s.RecvBytes(flags)
+		if err != nil {
+			if len(dst) > 0 {
+				return dst, fmt.Errorf("zsock: recv frame %d: %w", len(dst), mapErr(err))
+			}
+			return dst, mapErr(err)
+		}
+		dst = append(dst, f)
+		more, err := s.s.GetRcvmore()
+		if err != nil {
+			return dst, fmt.Errorf("zsock: rcvmore: %w", err)
+		}
+		if !more {
+			return dst, nil
+		}
+		flags = 0 // the rest of a multipart message is already here
+	}
+}
+
+func mapErr(err error) error {
+	switch zmq.AsErrno(err) {
+	case zmq.Errno(syscall.EAGAIN):
+		return ErrAgain
+	case zmq.Errno(syscall.EHOSTUNREACH):
+		return ErrUnroutable
+	}
+	return err
+}
+
+// Poller waits for sockets to become readable.
+type Poller struct {
+	p       *zmq.Poller
+	sockets []*Socket
+	ready   []bool
+}
+
+// NewPoller returns a poller over the given sockets, each watched for input.
+func NewPoller(sockets ...*Socket) *Poller {
+	p := &Poller{p: zmq.NewPoller(), sockets: sockets, ready: make([]bool, len(sockets))}
+	for _, s := range sockets {
+		p.p.Add(s.s, zmq.POLLIN)
+	}
+	return p
+}
+
+// Wait blocks for up to timeout (forever if negative) until a socket is
+// readable, and returns, per socket in the order given to NewPoller, whether
+// it is. The slice is reused by the next call.
+func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
+	polled, err := p.p.PollAll(timeout)
+	if err != nil {
+		return nil, fmt.Errorf("zsock: poll: %w", err)
+	}
+	for i := range p.ready {
+		p.ready[i] = polled[i].Events&zmq.POLLIN != 0
+	}
+	return p.ready, nil
+}
+
+var wakerSeq atomic.Uint64
+
+// Waker wakes the goroutine that owns a socket loop from any other
+// goroutine. Wake is coalesced: however many goroutines call it, at most one
+// signal is in flight, so a busy loop pays for one wake-up per drain.
+//
+// The loop polls Socket() with its other sockets and calls Drain when it is
+// readable, before it looks at its queue of work: work queued after Drain
+// wakes it again.
+type Waker struct {
+	mu      sync.Mutex // guards send, used by many goroutines
+	send    *Socket
+	recv    *Socket // owned by the loop
+	pending atomic.Bool
+	closed  bool
+	buf     [][]byte
+}
+
+// NewWaker returns a Waker over a fresh inproc socket pair.
+func NewWaker() (*Waker, error) {
+	ep := fmt.Sprintf("inproc://domo-waker-%d", wakerSeq.Add(1))
+	recv, err := New(Pair)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := recv.Bind(ep); err != nil {
+		recv.Close()
+		return nil, err
+	}
+	send, err := New(Pair)
+	if err != nil {
+		recv.Close()
+		return nil, err
+	}
+	if err := send.Connect(ep); err != nil {
+		recv.Close()
+		send.Close()
+		return nil, err
+	}
+	return &Waker{send: send, recv: recv}, nil
+}
+
+var wakeFrame = [][]byte{{1}}
+
+// Wake signals the loop. It never blocks and is safe for concurrent use.
+func (w *Waker) Wake() {
+	if !w.pending.CompareAndSwap(false, true) {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		_ = w.send.Send(wakeFrame, false) // a full pipe already holds a signal
+	}
+}
+
+// Socket returns the socket the loop polls.
+func (w *Waker) Socket() *Socket { return w.recv }
+
+// Drain consumes pending signals. Only the loop calls it.
+func (w *Waker) Drain() {
+	for {
+		var err error
+		if w.buf, err = w.recv.Recv(w.buf, false); err != nil {
+			break
+		}
+	}
+	// Cleared after the socket is empty: a Wake that saw pending still set
+	// queued its work before this point, so the loop's look at its queue,
+	// which follows, finds it.
+	w.pending.Store(false)
+}
+
+// Close closes both sockets. The loop must have stopped polling.
+func (w *Waker) Close() {
+	w.mu.Lock()
+	w.closed = true
+	w.send.Close()
+	w.mu.Unlock()
+	w.recv.Close()
+}
