@@ -152,8 +152,17 @@ var (
 
 // Append encodes m and appends its frames to dst, returning the extended
 // slice. Body frames are appended by reference, not copied. It returns an
-// error for a command that does not exist in m's role and version.
+// error, and dst unchanged, for a command that does not exist in m's role
+// and version.
 func (m *Message) Append(dst [][]byte) ([][]byte, error) {
+	out, err := m.appendFrames(dst)
+	if err != nil {
+		return dst, err // not a half-encoded message
+	}
+	return out, nil
+}
+
+func (m *Message) appendFrames(dst [][]byte) ([][]byte, error) {
 	if m.Version == 1 {
 		dst = append(dst, empty)
 	} else if m.Version != 2 {
