@@ -97,14 +97,14 @@ func TestHeadersGet(t *testing.T) {
 		{h, "", "", false},
 		{nil, mdp.HeaderID, "", false},
 		{mdp.Headers{mdp.HeadersMagic}, mdp.HeaderID, "", false},
-		{mdp.Headers("\xd0\x02id\x00\x00\x00\x02r1"), mdp.HeaderID, "", false},         // wrong magic
-		{mdp.Headers("\xd1\x02id\x00\x00\x00\x09r1"), mdp.HeaderID, "", false},         // value runs past the end
-		{mdp.Headers("\xd1\x02id\x00\x00"), mdp.HeaderID, "", false},                   // length cut short
-		{mdp.Headers("\xd1\x00\x02id\x00\x00\x00\x02r1"), mdp.HeaderID, "", false},     // empty name
-		{mdp.Headers("\xd1\x02id\x00\x00\x00\x02r1\x05x"), mdp.HeaderID, "r1", true},   // garbage after a match
-		{mdp.Headers("\xd1\x01a\x00\x00\x00\x01b\x05x"), mdp.HeaderID, "", false},      // garbage before the end
-		{mdp.Headers("\xd1\x01a\xff\xff\xff\xff\x02id"), mdp.HeaderID, "", false},      // huge length
-		{mdp.Headers("\xd1\x02id\x00\x00\x00\x00"), mdp.HeaderID, "", true},            // empty value at the end
+		{mdp.Headers("\xd0\x02id\x00\x00\x00\x02r1"), mdp.HeaderID, "", false},              // wrong magic
+		{mdp.Headers("\xd1\x02id\x00\x00\x00\x09r1"), mdp.HeaderID, "", false},              // value runs past the end
+		{mdp.Headers("\xd1\x02id\x00\x00"), mdp.HeaderID, "", false},                        // length cut short
+		{mdp.Headers("\xd1\x00\x02id\x00\x00\x00\x02r1"), mdp.HeaderID, "", false},          // empty name
+		{mdp.Headers("\xd1\x02id\x00\x00\x00\x02r1\x05x"), mdp.HeaderID, "r1", true},        // garbage after a match
+		{mdp.Headers("\xd1\x01a\x00\x00\x00\x01b\x05x"), mdp.HeaderID, "", false},           // garbage before the end
+		{mdp.Headers("\xd1\x01a\xff\xff\xff\xff\x02id"), mdp.HeaderID, "", false},           // huge length
+		{mdp.Headers("\xd1\x02id\x00\x00\x00\x00"), mdp.HeaderID, "", true},                 // empty value at the end
 		{mdp.Headers("\xd1\x02ix\x00\x00\x00\x00\x02id\x00\x00\x00\x01z"), "id", "z", true}, // same length, other name
 	}
 	for _, tt := range tests {
@@ -152,10 +152,10 @@ func TestHeadersAll(t *testing.T) {
 		{h, 1, []kv{{"a", "1"}}}, // stops when the loop breaks
 		{nil, -1, nil},
 		{mdp.Headers{mdp.HeadersMagic}, -1, nil},
-		{mdp.Headers("\x00\x01a\x00\x00\x00\x00"), -1, nil},            // no magic
+		{mdp.Headers("\x00\x01a\x00\x00\x00\x00"), -1, nil}, // no magic
 		{append(h[:len(h):len(h)], 0x01, 'c'), -1, []kv{{"a", "1"}, {"b", ""}, {"a", "3"}}}, // truncated entry at the end
-		{mdp.Headers("\xd1\x01a\x00\x00\x00\x05ab"), -1, nil},        // value runs past the end
-		{mdp.Headers("\xd1\x01a\x00\x00\x00\x00\x00"), -1, []kv{{"a", ""}}}, // empty name after one entry
+		{mdp.Headers("\xd1\x01a\x00\x00\x00\x05ab"), -1, nil},                               // value runs past the end
+		{mdp.Headers("\xd1\x01a\x00\x00\x00\x00\x00"), -1, []kv{{"a", ""}}},                 // empty name after one entry
 	}
 	for _, tt := range tests {
 		got := collect(tt.h, tt.limit)
