@@ -64,22 +64,22 @@ func checkEnvelope(body [][]byte) error {
 func IsEnvelope(body [][]byte) bool { return checkEnvelope(body) == nil }
 
 // Append appends the envelope's three frames to dst.
-func (r *RequestBody) Append(dst [][]byte) [][]byte {
+func (r RequestBody) Append(dst [][]byte) [][]byte {
 	return append(dst, r.Method, r.Headers, r.Payload)
 }
 
 // Append appends the envelope's three frames to dst.
-func (r *ReplyBody) Append(dst [][]byte) [][]byte {
+func (r ReplyBody) Append(dst [][]byte) [][]byte {
 	return append(dst, r.Status, r.Headers, r.Payload)
 }
 
 // OK reports whether the reply is a success.
-func (r *ReplyBody) OK() bool { return string(r.Status) == StatusOK }
+func (r ReplyBody) OK() bool { return string(r.Status) == StatusOK }
 
 // Err returns the reply's error, or nil for a success. An error payload that
 // is not a JSON error object still yields an *domo.Error with the status as
 // its code and the payload as its message.
-func (r *ReplyBody) Err() *domo.Error {
+func (r ReplyBody) Err() *domo.Error {
 	if r.OK() {
 		return nil
 	}

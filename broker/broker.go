@@ -1,0 +1,324 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/domo-framework/domo"
+	"github.com/domo-framework/domo/internal/zsock"
+	"github.com/domo-framework/domo/mdp"
+)
+
+// Broker is a Majordomo broker. Create one with New, run it with Run, stop it
+// with Shutdown (graceful) or Close (hard). Its methods are safe for
+// concurrent use.
+type Broker struct {
+	cfg       Config
+	log       *slog.Logger
+	router    *zsock.Socket
+	waker     *zsock.Waker
+	endpoints []string
+	started   time.Time
+
+	mu     sync.Mutex // guards posted
+	posted []func()
+
+	lifeMu sync.Mutex // guards life
+	life   lifecycle
+	done   chan struct{} // closed when the broker has stopped
+
+	// Owned by the loop goroutine from here on.
+	services map[string]*service
+	workers  map[string]*worker
+	inFlight map[uint64]*request
+	seq      uint64
+	draining bool
+	stopped  bool
+	counters Counters
+	out      [][]byte // reused send buffer
+	in       [][]byte // reused receive buffer
+	badLog   logLimiter
+}
+
+// New binds the configured endpoints and returns a broker ready to Run.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	router, err := zsock.New(zsock.Router)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	maxMsg := int64(0)
+	if cfg.Limits.MaxMessageSize > 0 {
+		// Twice the limit: a message a little over it is refused with a clear
+		// error by the loop; a monstrous frame is cut off by libzmq itself.
+		maxMsg = 2 * int64(cfg.Limits.MaxMessageSize)
+	}
+	if err := router.Apply(zsock.Options{
+		RouterMandatory: true,
+		SendHWM:         cfg.SendHWM,
+		RecvHWM:         cfg.RecvHWM,
+		MaxMessageSize:  maxMsg,
+	}); err != nil {
+		router.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b := &Broker{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		router:   router,
+		done:     make(chan struct{}),
+		services: make(map[string]*service),
+		workers:  make(map[string]*worker),
+		inFlight: make(map[uint64]*request),
+		started:  time.Now(),
+	}
+	for _, ep := range cfg.Listen {
+		bound, err := router.Bind(ep)
+		if err != nil {
+			router.Close()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		b.endpoints = append(b.endpoints, bound)
+	}
+	if b.waker, err = zsock.NewWaker(); err != nil {
+		router.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return b, nil
+}
+
+// Endpoints returns the endpoints the broker is bound to, with wildcard
+// ports resolved. It does not block.
+func (b *Broker) Endpoints() []string { return append([]string(nil), b.endpoints...) }
+
+// Run routes messages until ctx ends, Shutdown completes or Close is called.
+// It blocks; it returns nil after Shutdown or Close, ctx.Err() if ctx ended
+// first. It may be called once.
+func (b *Broker) Run(ctx context.Context) error {
+	b.lifeMu.Lock()
+	switch b.life {
+	case running:
+		b.lifeMu.Unlock()
+		return errors.New("broker: Run called twice")
+	case stopped:
+		b.lifeMu.Unlock()
+		return nil
+	}
+	b.life = running
+	b.lifeMu.Unlock()
+	defer b.finish()
+	stop := context.AfterFunc(ctx, func() { b.post(func() { b.stopped = true }) })
+	defer stop()
+
+	b.log.Info("broker started", "endpoints", b.endpoints)
+	poller := zsock.NewPoller(b.router, b.waker.Socket())
+	interval := b.cfg.HeartbeatInterval
+	nextTick := time.Now().Add(interval)
+	for !b.stopped {
+		ready, err := poller.Wait(max(time.Until(nextTick), 0))
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		if ready[1] {
+			b.waker.Drain()
+			b.runPosted()
+		}
+		if ready[0] {
+			b.drainRouter()
+		}
+		if now := time.Now(); !now.Before(nextTick) {
+			b.tick(now)
+			nextTick = now.Add(interval)
+		}
+		if b.draining && len(b.inFlight) == 0 {
+			b.disconnectAll()
+			b.stopped = true
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// drainRouter handles every message waiting on the router, up to a bound
+// that keeps heartbeats and posted work from starving under load.
+func (b *Broker) drainRouter() {
+	for range 4096 {
+		var err error
+		b.in, err = b.router.Recv(b.in, false)
+		if err != nil {
+			if !errors.Is(err, zsock.ErrAgain) {
+				b.log.Warn("broker: receive failed", "err", err)
+			}
+			return
+		}
+		b.handle(b.in)
+	}
+}
+
+// post runs fn on the loop. It returns false if the loop has finished.
+func (b *Broker) post(fn func()) bool {
+	select {
+	case <-b.done:
+		return false
+	default:
+	}
+	b.mu.Lock()
+	b.posted = append(b.posted, fn)
+	b.mu.Unlock()
+	b.waker.Wake()
+	return true
+}
+
+func (b *Broker) runPosted() {
+	b.mu.Lock()
+	fns := b.posted
+	b.posted = nil
+	b.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// Shutdown stops the broker gracefully: it stops taking requests (callers
+// get "unavailable" and may retry elsewhere), answers queued ones the same
+// way, waits for the requests in flight to complete, sends DISCONNECT to
+// every worker and stops. If ctx ends first it closes the broker hard and
+// returns ctx.Err(). It blocks and is idempotent.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	if b.stopIfIdle() {
+		return nil
+	}
+	b.post(b.beginDrain)
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		b.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the broker at once: requests in flight are abandoned and
+// workers are not told. It blocks until Run has returned, and is idempotent.
+func (b *Broker) Close() error {
+	if b.stopIfIdle() {
+		return nil
+	}
+	b.post(func() { b.stopped = true })
+	<-b.done
+	return nil
+}
+
+// lifecycle is where a Broker is in its life.
+type lifecycle int
+
+const (
+	created lifecycle = iota
+	running
+	stopped
+)
+
+// stopIfIdle stops a broker whose Run has not started, so that a later Run
+// returns at once. It reports whether the broker is (now) stopped rather
+// than running.
+func (b *Broker) stopIfIdle() bool {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	switch b.life {
+	case created:
+		b.life = stopped
+		b.closeSockets()
+		close(b.done)
+		return true
+	case stopped:
+		<-b.done
+		return true
+	}
+	return false
+}
+
+// finish ends Run: sockets closed, the broker marked stopped.
+func (b *Broker) finish() {
+	b.lifeMu.Lock()
+	b.life = stopped
+	b.closeSockets()
+	close(b.done)
+	b.lifeMu.Unlock()
+}
+
+func (b *Broker) closeSockets() {
+	b.router.Close()
+	b.waker.Close()
+}
+
+func (b *Broker) beginDrain() {
+	if b.draining {
+		return
+	}
+	b.draining = true
+	b.log.Info("broker draining", "in_flight", len(b.inFlight))
+	for _, svc := range b.services {
+		for r := svc.queue.popFront(); r != nil; r = svc.queue.popFront() {
+			b.replyError(r, domo.Errorf(domo.CodeUnavailable, "broker is shutting down"))
+		}
+	}
+}
+
+func (b *Broker) disconnectAll() {
+	// Linger so the DISCONNECTs and the last replies leave before the close.
+	_ = b.router.SetLinger(time.Second)
+	for _, w := range b.workers {
+		b.sendWorkerCommand(w, mdp.Disconnect)
+	}
+	b.log.Info("broker stopped", "workers_disconnected", len(b.workers))
+}
+
+// tick runs every heartbeat interval: it drops silent workers, sends
+// heartbeats to the others, and expires queued requests.
+func (b *Broker) tick(now time.Time) {
+	for _, w := range b.workers {
+		if now.After(w.expiry) {
+			b.counters.WorkersExpired++
+			b.log.Warn("worker expired", "worker", hexID(w.identity), "service", w.service.name, "in_flight", w.inFlight)
+			b.deleteWorker(w, false)
+			continue
+		}
+		if now.Sub(w.lastSent) >= b.cfg.HeartbeatInterval/2 {
+			b.sendWorkerCommand(w, mdp.Heartbeat)
+		}
+	}
+	for name, svc := range b.services {
+		svc.queue.filter(func(r *request) bool {
+			if r.expired(now) || (r.deadline.IsZero() && now.Sub(r.received) > b.cfg.RequestTTL) {
+				b.counters.Expired++
+				return false
+			}
+			return true
+		})
+		if !svc.known && svc.workers == 0 && svc.queue.len() == 0 {
+			delete(b.services, name)
+		}
+	}
+}
+
+// routeOf returns the route frame for a request number.
+func routeOf(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+// seqOf parses a route frame; ok is false for a frame that is not one.
+func seqOf(route []byte) (uint64, bool) {
+	if len(route) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(route), true
+}

@@ -1,0 +1,81 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/domo-framework/domo/mdp"
+)
+
+// Config configures a Broker. Start from DefaultConfig.
+type Config struct {
+	// Listen lists the endpoints to bind, e.g. "tcp://127.0.0.1:5555" or
+	// "ipc:///run/domo.sock". A wildcard port ("tcp://127.0.0.1:*") binds a
+	// free one; Endpoints reports what was bound.
+	Listen []string
+
+	// HeartbeatInterval is how often the broker sends HEARTBEAT to a worker it
+	// has sent nothing else; a worker silent for HeartbeatInterval times
+	// HeartbeatLiveness is dropped. MDP's defaults are 2.5 s and 3.
+	HeartbeatInterval time.Duration
+	HeartbeatLiveness int
+
+	// QueueLimit bounds each service's queue of requests waiting for a
+	// worker. A request beyond it is answered "overloaded" at once.
+	QueueLimit int
+
+	// RequestTTL is how long a request without a deadline may wait in a
+	// queue. RFC 7 asks brokers to expire such requests.
+	RequestTTL time.Duration
+
+	// StartupGrace is how long after start a request for a service no worker
+	// has offered is queued rather than refused: workers need a moment to
+	// reconnect to a restarted broker.
+	StartupGrace time.Duration
+
+	// Limits bound every message the broker accepts.
+	Limits mdp.Limits
+
+	// SendHWM and RecvHWM are the ZeroMQ high-water marks per peer.
+	SendHWM, RecvHWM int
+
+	// Logger receives the broker's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration of a broker on
+// tcp://127.0.0.1:5555 with MDP's heartbeat defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            []string{"tcp://127.0.0.1:5555"},
+		HeartbeatInterval: 2500 * time.Millisecond,
+		HeartbeatLiveness: 3,
+		QueueLimit:        10000,
+		RequestTTL:        60 * time.Second,
+		StartupGrace:      7500 * time.Millisecond,
+		Limits:            mdp.DefaultLimits(),
+		SendHWM:           100000,
+		RecvHWM:           100000,
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case len(c.Listen) == 0:
+		return fmt.Errorf("broker: config: no endpoint to listen on")
+	case c.HeartbeatInterval <= 0:
+		return fmt.Errorf("broker: config: heartbeat interval %v must be positive", c.HeartbeatInterval)
+	case c.HeartbeatLiveness <= 0:
+		return fmt.Errorf("broker: config: heartbeat liveness %d must be positive", c.HeartbeatLiveness)
+	case c.QueueLimit <= 0:
+		return fmt.Errorf("broker: config: queue limit %d must be positive", c.QueueLimit)
+	}
+	if c.RequestTTL <= 0 {
+		c.RequestTTL = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/domo-framework/domo"
+	"github.com/domo-framework/domo/internal/zsock"
+	"github.com/domo-framework/domo/mdp"
+)
+
+// maxCredit caps what one worker may claim, so a hostile READY cannot make
+// the broker pour a whole queue into one connection.
+const maxCredit = 4096
+
+// handle processes one message from the router: [identity, frames...].
+// Frames from the network are untrusted: anything wrong is counted, logged
+// (rate-limited) and dropped, and the loop goes on.
+func (b *Broker) handle(frames [][]byte) {
+	if len(frames) < 2 {
+		b.refuse(&b.counters.Malformed, "too few frames", nil, errors.New("message with no content"))
+		return
+	}
+	identity := frames[0]
+	if err := b.cfg.Limits.Check(frames); err != nil {
+		b.refuseOversize(identity, frames[1:], err)
+		return
+	}
+	msg, err := mdp.Parse(frames[1:])
+	if err != nil {
+		b.refuse(&b.counters.Malformed, "malformed", identity, err)
+		if w := b.workers[string(identity)]; w != nil {
+			b.deleteWorker(w, true) // RFC 7: treat the peer as invalid
+		}
+		return
+	}
+	if msg.Role == mdp.Client {
+		b.onClient(identity, &msg)
+	} else {
+		b.onWorker(identity, &msg)
+	}
+}
+
+// refuseOversize answers a client's oversize request with too_large if it
+// is readable enough to answer, and drops a worker that sent one.
+func (b *Broker) refuseOversize(identity []byte, frames [][]byte, cause error) {
+	b.refuse(&b.counters.TooLarge, "over limits", identity, cause)
+	if w := b.workers[string(identity)]; w != nil {
+		b.deleteWorker(w, true)
+		return
+	}
+	msg, err := mdp.Parse(frames)
+	if err != nil || msg.Role != mdp.Client {
+		return
+	}
+	r := b.newRequest(identity, &msg, nil)
+	b.replyError(r, domo.Errorf(domo.CodeTooLarge, "%v", cause))
+}
+
+func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
+	if msg.Command != mdp.Request {
+		b.refuse(&b.counters.Unexpected, "client sent "+msg.Command.String(), identity, errors.New("clients may only send REQUEST"))
+		return
+	}
+	if mdp.IsMMI(msg.Service) {
+		b.onMMI(identity, msg)
+		return
+	}
+	b.counters.Requests++
+	svc := b.services[string(msg.Service)]
+	r := b.newRequest(identity, msg, svc)
+	now := r.received
+	switch {
+	case b.draining:
+		b.replyError(r, domo.Errorf(domo.CodeUnavailable, "broker is shutting down"))
+		return
+	case r.expired(now):
+		b.counters.Expired++
+		return
+	}
+	if svc == nil || !svc.known {
+		if r.envelope && now.Sub(b.started) > b.cfg.StartupGrace {
+			b.counters.UnknownService++
+			b.replyError(r, domo.Errorf(domo.CodeUnknownService, "no worker offers service %q", msg.Service))
+			return
+		}
+		if svc == nil { // wait for a worker, as RFC 7 asks
+			svc = newService(string(msg.Service))
+			b.services[svc.name] = svc
+		}
+		r.service = svc
+	}
+	if svc.queue.len() >= b.cfg.QueueLimit {
+		b.counters.Overloaded++
+		b.replyError(r, domo.Errorf(domo.CodeOverloaded, "queue of service %q is full (%d requests)", svc.name, b.cfg.QueueLimit))
+		return
+	}
+	svc.requests++
+	svc.queue.pushBack(r)
+	b.dispatch(svc)
+}
+
+// newRequest records a client request. The body's frames are kept as
+// received; the slice holding them is copied, since the receive buffer is
+// reused.
+func (b *Broker) newRequest(identity []byte, msg *mdp.Message, svc *service) *request {
+	r := &request{
+		client:   string(identity),
+		version:  msg.Version,
+		service:  svc,
+		body:     append([][]byte(nil), msg.Body...),
+		received: time.Now(),
+	}
+	if env, err := mdp.ParseRequest(msg.Body); err == nil {
+		r.envelope = true
+		r.id, _ = env.Headers.Get(mdp.HeaderID)
+		r.deadline, _ = env.Headers.Deadline()
+		retry, _ := env.Headers.Get(mdp.HeaderRetry)
+		r.retry = string(retry) == "1"
+	}
+	if svc == nil {
+		r.service = newService(string(msg.Service)) // for replies only
+	}
+	return r
+}
+
+// dispatch hands queued requests of svc to its ready workers, least
+// recently used first, while both last.
+func (b *Broker) dispatch(svc *service) {
+	now := time.Time{}
+	for svc.queue.len() > 0 && svc.ready.head != nil {
+		r := svc.queue.popFront()
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if r.expired(now) {
+			b.counters.Expired++
+			continue
+		}
+		w := svc.ready.head
+		svc.ready.remove(w)
+		b.seq++
+		r.seq, r.route, r.worker = b.seq, routeOf(b.seq), w
+		b.inFlight[r.seq] = r
+		w.inFlight++
+		b.sendRequest(w, r)
+		if w.inFlight < w.credit {
+			svc.ready.pushBack(w) // to the back: round-robin over free credit
+		}
+	}
+}
+
+func (b *Broker) sendRequest(w *worker, r *request) {
+	version := mdp.Version(1)
+	if w.version == 2 || (w.domo && r.version == 2) {
+		version = 2
+	}
+	m := mdp.Message{Role: mdp.Worker, Version: version, Command: mdp.Request, Address: r.route, Body: r.body}
+	b.sendTo(w.identity, &m)
+	w.lastSent = time.Now()
+}
+
+func (b *Broker) onWorker(identity []byte, msg *mdp.Message) {
+	w := b.workers[string(identity)]
+	if msg.Command == mdp.Ready {
+		b.onReady(identity, w, msg)
+		return
+	}
+	if w == nil {
+		if msg.Command != mdp.Disconnect {
+			// RFC 7: a valid but unexpected command gets DISCONNECT.
+			b.counters.Unexpected++
+			b.sendDisconnect(string(identity), msg.Version)
+		}
+		return
+	}
+	w.expiry = time.Now().Add(b.expiryAfter())
+	switch msg.Command {
+	case mdp.Heartbeat:
+	case mdp.Disconnect:
+		b.log.Info("worker disconnected", "worker", hexID(w.identity), "service", w.service.name)
+		b.deleteWorker(w, false)
+	case mdp.Reply, mdp.Final, mdp.Partial:
+		b.onWorkerReply(w, msg)
+	default: // REQUEST from a worker
+		b.refuse(&b.counters.Unexpected, "worker sent "+msg.Command.String(), identity, errors.New("unexpected command"))
+		b.deleteWorker(w, true)
+	}
+}
+
+func (b *Broker) expiryAfter() time.Duration {
+	return b.cfg.HeartbeatInterval * time.Duration(b.cfg.HeartbeatLiveness)
+}
+
+func (b *Broker) onReady(identity []byte, w *worker, msg *mdp.Message) {
+	if w != nil || mdp.IsMMI(msg.Service) {
+		// A second READY, or a worker claiming a broker-internal name.
+		b.refuse(&b.counters.Unexpected, "unexpected READY", identity, errors.New("READY for "+string(msg.Service)))
+		if w != nil {
+			b.deleteWorker(w, true)
+		} else {
+			b.sendDisconnect(string(identity), msg.Version)
+		}
+		return
+	}
+	name := string(msg.Service)
+	svc := b.services[name]
+	if svc == nil {
+		svc = newService(name)
+		b.services[name] = svc
+	}
+	w = &worker{
+		identity: string(identity),
+		service:  svc,
+		version:  msg.Version,
+		credit:   1,
+		expiry:   time.Now().Add(b.expiryAfter()),
+		lastSent: time.Now(),
+	}
+	if len(msg.Body) > 0 {
+		h := mdp.Headers(msg.Body[0])
+		if h.Validate() == nil && len(h) > 0 {
+			w.domo = true
+			if c, ok := h.Int(mdp.HeaderCredit); ok && c > 0 {
+				w.credit = int(min(c, maxCredit))
+			}
+		}
+	}
+	b.workers[w.identity] = w
+	svc.known = true
+	svc.workers++
+	svc.ready.pushBack(w)
+	b.log.Debug("worker ready", "worker", hexID(w.identity), "service", name, "credit", w.credit, "domo", w.domo)
+	b.dispatch(svc)
+}
+
+func (b *Broker) onWorkerReply(w *worker, msg *mdp.Message) {
+	seq, ok := seqOf(msg.Address)
+	r := b.inFlight[seq]
+	if !ok || r == nil || r.worker != w {
+		// Late (the request was already failed over) or forged.
+		b.counters.LateReplies++
+		return
+	}
+	if msg.Command == mdp.Partial {
+		if r.version == 2 {
+			b.sendClient(r, mdp.Partial, msg.Body)
+		}
+		return
+	}
+	delete(b.inFlight, seq)
+	b.counters.Replies++
+	cmd := mdp.Reply
+	if r.version == 2 {
+		cmd = mdp.Final
+	}
+	b.sendClient(r, cmd, msg.Body)
+	w.inFlight--
+	if w.inFlight < w.credit {
+		w.service.ready.pushBack(w)
+	}
+	b.dispatch(w.service)
+}
+
+// deleteWorker forgets w. Its requests in flight go back to the front of
+// the queue where the caller allowed a retry, and fail with "unavailable"
+// otherwise.
+func (b *Broker) deleteWorker(w *worker, notify bool) {
+	if notify {
+		b.sendWorkerCommand(w, mdp.Disconnect)
+	}
+	svc := w.service
+	svc.ready.remove(w)
+	delete(b.workers, w.identity)
+	svc.workers--
+	if w.inFlight == 0 {
+		return
+	}
+	now := time.Now()
+	for seq, r := range b.inFlight {
+		if r.worker != w {
+			continue
+		}
+		delete(b.inFlight, seq)
+		r.worker = nil
+		switch {
+		case r.expired(now):
+			b.counters.Expired++
+		case r.retry && !b.draining:
+			b.counters.Retried++
+			svc.queue.pushFront(r)
+		default:
+			b.counters.WorkerLost++
+			b.replyError(r, domo.Errorf(domo.CodeUnavailable, "worker of service %q was lost while handling the request", svc.name))
+		}
+	}
+	b.dispatch(svc)
+}
+
+// replyError answers r with a domo error envelope carrying its request id.
+func (b *Broker) replyError(r *request, e *domo.Error) {
+	b.counters.Errors++
+	var h mdp.Headers
+	if r.id != nil {
+		h = mdp.AppendHeader(h, mdp.HeaderID, r.id)
+	}
+	reply := mdp.ErrorReply(h, e)
+	cmd := mdp.Reply
+	if r.version == 2 {
+		cmd = mdp.Final
+	}
+	b.sendClient(r, cmd, reply.Append(nil))
+}
+
+func (b *Broker) sendClient(r *request, cmd mdp.Command, body [][]byte) {
+	m := mdp.Message{Role: mdp.Client, Version: r.version, Command: cmd, Service: r.service.nameBytes, Body: body}
+	b.sendTo(r.client, &m)
+}
+
+func (b *Broker) sendWorkerCommand(w *worker, cmd mdp.Command) {
+	m := mdp.Message{Role: mdp.Worker, Version: w.version, Command: cmd}
+	b.sendTo(w.identity, &m)
+	w.lastSent = time.Now()
+}
+
+func (b *Broker) sendDisconnect(identity string, v mdp.Version) {
+	m := mdp.Message{Role: mdp.Worker, Version: v, Command: mdp.Disconnect}
+	b.sendTo(identity, &m)
+}
+
+// sendTo sends m to the peer identity without blocking. A peer that is gone
+// or not reading is counted, not waited for.
+func (b *Broker) sendTo(identity string, m *mdp.Message) {
+	out, err := m.Append(append(b.out[:0], []byte(identity)))
+	b.out = out
+	if err != nil {
+		b.log.Error("broker: encode", "err", err, "command", m.Command)
+		return
+	}
+	if err := b.router.Send(out, false); err != nil {
+		switch {
+		case errors.Is(err, zsock.ErrUnroutable):
+			b.counters.Unroutable++
+		case errors.Is(err, zsock.ErrAgain):
+			b.counters.SendDropped++
+		default:
+			b.log.Warn("broker: send failed", "peer", hexID(identity), "err", err)
+		}
+	}
+	clear(b.out) // drop references to bodies
+}
