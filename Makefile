@@ -1,0 +1,79 @@
+# domo: build, test and check. `make help` lists the targets.
+
+GO          ?= go
+FUZZTIME    ?= 30s
+FUZZ_PKG    := ./mdp/
+FUZZ_TARGETS := FuzzParse FuzzHeaders FuzzEnvelope
+STATICCHECK_VERSION ?= latest
+COVERPROFILE ?= cover.out
+
+# System packages: libzmq for pebbe/zmq4 (cgo), pyzmq for the interop tests.
+APT_PACKAGES := libzmq3-dev pkg-config python3-zmq
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help build test race fuzz bench lint tidy cover deps demo clean
+
+help:
+	@echo 'targets:'
+	@echo '  deps    install system packages with apt ($(APT_PACKAGES))'
+	@echo '  build   build bin/domo'
+	@echo '  test    run the whole test suite with the race detector'
+	@echo '  race    same as test'
+	@echo '  fuzz    run each fuzz target in $(FUZZ_PKG) for FUZZTIME ($(FUZZTIME))'
+	@echo '  bench   run the benchmarks'
+	@echo '  lint    gofmt, go vet, staticcheck (skipped if it cannot be installed)'
+	@echo '  tidy    go mod tidy; fail if go.mod or go.sum changed'
+	@echo '  cover   test with coverage into $(COVERPROFILE)'
+	@echo '  demo    run a broker with the example services'
+
+build:
+	$(GO) build -o bin/domo ./cmd/domo
+
+test:
+	$(GO) test -race -count=1 ./...
+
+race: test
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		if ! $(GO) test -list "^$$t\$$" $(FUZZ_PKG) | grep -qx "$$t"; then \
+			echo "fuzz: no target $$t in $(FUZZ_PKG)" >&2; exit 1; \
+		fi; \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $(FUZZ_PKG); \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then \
+		echo "gofmt: these files need formatting:" >&2; echo "$$out" >&2; exit 1; \
+	fi
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null 2>&1; then \
+		echo staticcheck ./...; staticcheck ./...; \
+	elif GOBIN="$(CURDIR)/bin" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); then \
+		echo bin/staticcheck ./...; "$(CURDIR)/bin/staticcheck" ./...; \
+	else \
+		echo "lint: staticcheck could not be installed; skipped" >&2; \
+	fi
+
+tidy:
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+cover:
+	$(GO) test -race -count=1 -covermode=atomic -coverprofile=$(COVERPROFILE) ./...
+	$(GO) tool cover -func=$(COVERPROFILE) | tail -n 1
+	@echo 'HTML report: $(GO) tool cover -html=$(COVERPROFILE)'
+
+deps:
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES)
+
+demo:
+	$(GO) run ./cmd/domo demo
+
+clean:
+	rm -rf bin $(COVERPROFILE)
