@@ -1,0 +1,444 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/domo-framework/domo"
+	"github.com/domo-framework/domo/internal/zsock"
+	"github.com/domo-framework/domo/mdp"
+)
+
+// readyRetry is how often the loop retries READY while the connection to the
+// broker is not yet established (with ZMQ_IMMEDIATE a send fails until then).
+const readyRetry = 10 * time.Millisecond
+
+// conn is the worker's link to one broker. Its loop goroutine owns the
+// DEALER socket (replaced by a new one on every reconnect) and every field
+// marked loop-owned; other goroutines reach it through out and the waker.
+type conn struct {
+	w        *Worker
+	endpoint string
+	jobs     chan<- *job // the worker's handler pool
+	waker    *zsock.Waker
+	out      chan outMsg   // replies and partials from the pool, in order per request
+	done     chan struct{} // closed when the loop has stopped
+	epoch    atomic.Uint64 // the current socket's generation; 0 while there is none
+
+	// loop-owned
+	sock      *zsock.Socket
+	poller    *zsock.Poller // over sock and the waker
+	idle      *zsock.Poller // over the waker alone, while there is no socket
+	gen       uint64
+	inflight  int // jobs handed to the pool whose final reply has not come back
+	draining  bool
+	readySent bool
+	heard     bool // the broker has sent something on this socket
+	lastSend  time.Time
+	lastRecv  time.Time
+	backoff   time.Duration
+	buf       [][]byte
+}
+
+// outMsg is a message for the loop to send: a partial (final false) or the
+// final reply of a job (final true; frames nil when there is nothing to send).
+type outMsg struct {
+	epoch  uint64
+	frames [][]byte
+	final  bool
+}
+
+// job is one request handed from the loop to the pool.
+type job struct {
+	c       *conn
+	epoch   uint64
+	version mdp.Version
+	address []byte
+	body    [][]byte
+}
+
+func newConn(w *Worker, endpoint string, jobs chan<- *job) (*conn, error) {
+	wk, err := zsock.NewWaker()
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", endpoint, err)
+	}
+	return &conn{
+		w:        w,
+		endpoint: endpoint,
+		jobs:     jobs,
+		waker:    wk,
+		out:      make(chan outMsg, 4*w.opts.concurrency+16),
+		done:     make(chan struct{}),
+		idle:     zsock.NewPoller(wk.Socket()),
+		backoff:  w.opts.reconnectMin,
+	}, nil
+}
+
+// deliver hands m to the loop. It blocks while the queue is full, until ctx
+// ends or the loop stops. It is safe for concurrent use.
+func (c *conn) deliver(ctx context.Context, m outMsg) error {
+	select {
+	case c.out <- m:
+		c.waker.Wake()
+		return nil
+	case <-c.done:
+	case <-ctx.Done():
+		if !m.final {
+			return ctx.Err()
+		}
+		// A final reply is never abandoned while the loop runs: the loop
+		// counts it to know when the request is over.
+		select {
+		case c.out <- m:
+			c.waker.Wake()
+			return nil
+		case <-c.done:
+		}
+	}
+	if m.frames != nil {
+		c.w.stats.dropped.Add(1)
+	}
+	return domo.ErrClosed
+}
+
+// frames returns the MDP message carrying body as cmd (Partial or the final
+// reply, Reply or Final by version) for j.
+func (j *job) frames(cmd mdp.Command, body [][]byte) [][]byte {
+	if cmd != mdp.Partial && j.version == 2 {
+		cmd = mdp.Final
+	}
+	m := mdp.Message{Role: mdp.Worker, Version: j.version, Command: cmd, Address: j.address, Body: body}
+	f, err := m.Append(make([][]byte, 0, 5+len(body)))
+	if err != nil { // cannot happen: versions 1 and 2 only reach here
+		return nil
+	}
+	return f
+}
+
+// step is what the serving loop asks its caller to do next.
+type step int
+
+const (
+	stepContinue step = iota
+	stepReconnect
+	stepStop
+)
+
+// loop connects, serves and reconnects until the worker stops.
+func (c *conn) loop(ctx context.Context) {
+	defer close(c.done)
+	defer c.closeSocket()
+	log := c.w.log.With("broker", c.endpoint)
+	for first := true; ; first = false {
+		if !first {
+			c.w.stats.reconnects.Add(1)
+			if !c.wait(ctx) {
+				return
+			}
+		}
+		if err := c.open(); err != nil {
+			log.Error("worker: cannot open a connection", "err", err)
+			c.grow()
+			continue
+		}
+		log.Debug("worker: connecting", "credit", c.w.opts.concurrency)
+		if c.serve(ctx) == stepStop {
+			return
+		}
+		c.closeSocket()
+	}
+}
+
+// stopNow reports whether the loop must stop at once, and notices a
+// Shutdown.
+func (c *conn) stopNow(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	select {
+	case <-c.w.quit:
+		return true
+	default:
+	}
+	if !c.draining {
+		select {
+		case <-c.w.drain:
+			c.draining = true
+		default:
+		}
+	}
+	return false
+}
+
+// wait sleeps for the backoff delay while no socket is open, still taking
+// back replies from the pool (and dropping them). It reports false if the
+// worker stopped meanwhile.
+func (c *conn) wait(ctx context.Context) bool {
+	d := c.backoff/2 + rand.N(c.backoff/2+1)
+	c.grow()
+	until := time.Now().Add(d)
+	for {
+		if c.stopNow(ctx) || c.draining && c.inflight == 0 {
+			return false
+		}
+		left := time.Until(until)
+		if left <= 0 {
+			return true
+		}
+		ready, err := c.idle.Wait(left)
+		if err != nil {
+			c.w.log.Error("worker: poll", "err", err)
+			return false
+		}
+		if ready[0] {
+			c.waker.Drain()
+		}
+		c.takeOut()
+	}
+}
+
+func (c *conn) grow() {
+	c.backoff = min(2*c.backoff, c.w.opts.reconnectMax)
+}
+
+// open creates a new socket and connects it; READY is sent by serve.
+func (c *conn) open() error {
+	s, err := zsock.New(zsock.Dealer)
+	if err != nil {
+		return err
+	}
+	o := zsock.Options{MaxMessageSize: int64(c.w.opts.limits.MaxMessageSize), Immediate: true}
+	if err := s.Apply(o); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.Connect(c.endpoint); err != nil {
+		s.Close()
+		return err
+	}
+	c.sock = s
+	c.poller = zsock.NewPoller(s, c.waker.Socket())
+	c.gen++
+	c.epoch.Store(c.gen)
+	now := time.Now()
+	c.readySent, c.heard = false, false
+	c.lastSend, c.lastRecv = now, now
+	return nil
+}
+
+func (c *conn) closeSocket() {
+	if c.sock == nil {
+		return
+	}
+	c.epoch.Store(0)
+	c.sock.Close()
+	c.sock, c.poller = nil, nil
+}
+
+// serve runs the connected loop on the open socket.
+func (c *conn) serve(ctx context.Context) step {
+	log := c.w.log.With("broker", c.endpoint)
+	interval := c.w.opts.heartbeat
+	expiry := interval * time.Duration(c.w.opts.liveness)
+	for {
+		if c.stopNow(ctx) || c.draining && c.inflight == 0 {
+			c.disconnect()
+			return stepStop
+		}
+		now := time.Now()
+		if now.Sub(c.lastRecv) >= expiry {
+			log.Warn("worker: broker silent; reconnecting", "silence", now.Sub(c.lastRecv).Round(time.Millisecond))
+			return stepReconnect
+		}
+		if !c.readySent {
+			if c.send(c.w.ready) == nil {
+				c.readySent = true
+			}
+		} else if now.Sub(c.lastSend) >= interval {
+			c.send(heartbeatFrames)
+		}
+
+		next := c.lastRecv.Add(expiry)
+		if c.readySent {
+			next = earliest(next, c.lastSend.Add(interval))
+		} else {
+			next = earliest(next, now.Add(readyRetry))
+		}
+		ready, err := c.poller.Wait(max(time.Until(next), 0))
+		if err != nil {
+			log.Error("worker: poll", "err", err)
+			return stepReconnect
+		}
+		if ready[1] {
+			c.waker.Drain()
+		}
+		c.takeOut()
+		if ready[0] {
+			if c.receive() == stepReconnect {
+				return stepReconnect
+			}
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+var (
+	heartbeatFrames  = mustFrames(mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Heartbeat})
+	disconnectFrames = mustFrames(mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Disconnect})
+)
+
+func mustFrames(m mdp.Message) [][]byte {
+	f, err := m.Append(nil)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// send sends frames without blocking; with ZMQ_IMMEDIATE it fails with
+// zsock.ErrAgain while the broker is not connected.
+func (c *conn) send(frames [][]byte) error {
+	if err := c.sock.Send(frames, false); err != nil {
+		return err
+	}
+	c.lastSend = time.Now()
+	return nil
+}
+
+// disconnect says DISCONNECT if READY was said.
+func (c *conn) disconnect() {
+	if c.sock != nil && c.readySent {
+		if err := c.send(disconnectFrames); err != nil {
+			c.w.log.Debug("worker: DISCONNECT not sent", "broker", c.endpoint, "err", err)
+		}
+	}
+}
+
+// takeOut sends what the pool queued, dropping what belongs to an older
+// socket.
+func (c *conn) takeOut() {
+	for {
+		var m outMsg
+		select {
+		case m = <-c.out:
+		default:
+			return
+		}
+		if m.final {
+			c.inflight--
+		}
+		if m.frames == nil {
+			continue
+		}
+		if c.sock == nil || m.epoch != c.gen {
+			c.w.stats.dropped.Add(1)
+			continue
+		}
+		if err := c.send(m.frames); err != nil {
+			c.w.stats.dropped.Add(1)
+			c.w.log.Warn("worker: reply not sent", "broker", c.endpoint, "err", err)
+		}
+	}
+}
+
+// receive drains the socket without blocking.
+func (c *conn) receive() step {
+	log := c.w.log.With("broker", c.endpoint)
+	for {
+		frames, err := c.sock.Recv(c.buf, false)
+		c.buf = frames
+		if errors.Is(err, zsock.ErrAgain) {
+			return stepContinue
+		}
+		if err != nil {
+			log.Error("worker: receive", "err", err)
+			return stepReconnect
+		}
+		c.lastRecv = time.Now()
+		if !c.heard {
+			c.heard = true
+			c.backoff = c.w.opts.reconnectMin
+		}
+		if err := c.w.opts.limits.Check(frames); err != nil {
+			c.malformed(err, len(frames))
+			continue
+		}
+		msg, err := mdp.Parse(frames)
+		if err == nil && msg.Role != mdp.Worker {
+			err = fmt.Errorf("%w: %s message sent to a worker", mdp.ErrMalformed, msg.Role)
+		}
+		if err != nil {
+			c.malformed(err, len(frames))
+			continue
+		}
+		switch msg.Command {
+		case mdp.Request:
+			c.dispatch(msg)
+		case mdp.Heartbeat:
+		case mdp.Disconnect:
+			log.Info("worker: broker sent DISCONNECT; reconnecting")
+			return stepReconnect
+		default:
+			c.malformed(fmt.Errorf("%w: %s sent to a worker", mdp.ErrMalformed, msg.Command), len(frames))
+		}
+	}
+}
+
+func (c *conn) malformed(err error, frames int) {
+	c.w.stats.malformed.Add(1)
+	c.w.log.Warn("worker: dropped a malformed message", "broker", c.endpoint, "frames", frames, "err", err)
+}
+
+// dispatch hands a request to the pool, or answers it at once when the worker
+// is draining or the pool is full (a broker exceeding the declared credit).
+func (c *conn) dispatch(msg mdp.Message) {
+	j := &job{
+		c:       c,
+		epoch:   c.gen,
+		version: msg.Version,
+		address: msg.Address,
+		body:    append([][]byte(nil), msg.Body...), // the frames slice is reused
+	}
+	if c.draining {
+		c.reject(j, domo.Errorf(domo.CodeUnavailable, "worker %q is shutting down", c.w.service))
+		return
+	}
+	select {
+	case c.jobs <- j:
+		c.inflight++
+	default:
+		c.reject(j, domo.Errorf(domo.CodeOverloaded, "worker %q is handling %d requests, its credit", c.w.service, c.w.opts.concurrency))
+	}
+}
+
+func (c *conn) reject(j *job, e *domo.Error) {
+	c.w.stats.rejected.Add(1)
+	var hdr mdp.Headers
+	if env, err := mdp.ParseRequest(j.body); err == nil {
+		hdr = replyHeaders(env.Headers)
+	}
+	body := mdp.ErrorReply(hdr, e)
+	if err := c.send(j.frames(mdp.Reply, body.Append(make([][]byte, 0, 3)))); err != nil {
+		c.w.stats.dropped.Add(1)
+	}
+}
+
+// replyHeaders returns the headers of a reply to a request with headers h:
+// the id, echoed. It is never empty: an empty headers frame does not make
+// a domo envelope.
+func replyHeaders(h mdp.Headers) mdp.Headers {
+	if id, ok := h.Get(mdp.HeaderID); ok {
+		return mdp.AppendHeader(nil, mdp.HeaderID, id)
+	}
+	return mdp.Headers{mdp.HeadersMagic}
+}

@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/domo-framework/domo/mdp"
+)
+
+// Defaults used when an option is not given (or given a value out of range).
+const (
+	DefaultBroker       = "tcp://127.0.0.1:5555"
+	DefaultConcurrency  = 16
+	DefaultHeartbeat    = 2500 * time.Millisecond
+	DefaultLiveness     = 3
+	DefaultReconnectMin = 100 * time.Millisecond
+	DefaultReconnectMax = 5 * time.Second
+)
+
+// Option configures a Worker. Options are applied by New, in order.
+type Option func(*options)
+
+type options struct {
+	endpoints    []string
+	concurrency  int
+	heartbeat    time.Duration
+	liveness     int
+	reconnectMin time.Duration
+	reconnectMax time.Duration
+	limits       mdp.Limits
+	logger       *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		endpoints:    []string{DefaultBroker},
+		concurrency:  DefaultConcurrency,
+		heartbeat:    DefaultHeartbeat,
+		liveness:     DefaultLiveness,
+		reconnectMin: DefaultReconnectMin,
+		reconnectMax: DefaultReconnectMax,
+		limits:       mdp.DefaultLimits(),
+	}
+}
+
+// WithBroker sets the broker endpoints to connect to (ZeroMQ endpoints such
+// as "tcp://10.0.0.5:5555"). The default is DefaultBroker. The worker
+// currently connects to the first endpoint only; the others are reserved for
+// multi-broker operation. An empty list keeps the default.
+func WithBroker(endpoints ...string) Option {
+	return func(o *options) {
+		if len(endpoints) > 0 {
+			o.endpoints = append([]string(nil), endpoints...)
+		}
+	}
+}
+
+// WithConcurrency sets how many requests the worker handles at once: the size
+// of its handler pool and the credit it declares to the broker in READY. The
+// default is DefaultConcurrency; n < 1 keeps it.
+func WithConcurrency(n int) Option {
+	return func(o *options) {
+		if n >= 1 {
+			o.concurrency = n
+		}
+	}
+}
+
+// WithHeartbeat sets the heartbeat interval and the liveness: the worker sends
+// a HEARTBEAT when it has sent nothing else for interval, and gives the broker
+// up for lost after interval*liveness without hearing from it. The defaults
+// are DefaultHeartbeat and DefaultLiveness; values below 1 keep them.
+func WithHeartbeat(interval time.Duration, liveness int) Option {
+	return func(o *options) {
+		if interval > 0 {
+			o.heartbeat = interval
+		}
+		if liveness >= 1 {
+			o.liveness = liveness
+		}
+	}
+}
+
+// WithReconnect sets the backoff between attempts to reach a lost broker. The
+// delay starts at min, doubles after each attempt that heard nothing from the
+// broker, is capped at max, and is jittered. The defaults are
+// DefaultReconnectMin and DefaultReconnectMax.
+func WithReconnect(min, max time.Duration) Option {
+	return func(o *options) {
+		if min > 0 {
+			o.reconnectMin = min
+		}
+		if max > 0 {
+			o.reconnectMax = max
+		}
+		if o.reconnectMax < o.reconnectMin {
+			o.reconnectMax = o.reconnectMin
+		}
+	}
+}
+
+// WithLimits sets the limits applied to every message received from the
+// broker (before it is parsed) and to every reply sent. The default is
+// mdp.DefaultLimits().
+func WithLimits(l mdp.Limits) Option {
+	return func(o *options) { o.limits = l }
+}
+
+// WithLogger sets the logger; the default is slog.Default(). Each record
+// carries the service name.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
