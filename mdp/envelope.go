@@ -97,8 +97,14 @@ func OKReply(headers Headers, payload []byte) ReplyBody {
 }
 
 // ErrorReply returns the envelope of a failed reply carrying e. The request
-// id, if any, belongs in headers.
+// id, if any, belongs in headers. An error without a code is sent as
+// internal, since an empty status is not a valid reply.
 func ErrorReply(headers Headers, e *domo.Error) ReplyBody {
+	if e.Code == "" {
+		c := *e
+		c.Code = domo.CodeInternal
+		e = &c
+	}
 	payload, err := json.Marshal(e)
 	if err != nil { // Details is not valid JSON; drop it rather than the error.
 		payload, _ = json.Marshal(&domo.Error{Code: e.Code, Message: e.Message})

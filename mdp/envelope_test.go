@@ -128,6 +128,8 @@ func TestErrorReply(t *testing.T) {
 			fr("internal", "\xd1", `{"code":"internal","message":"boom"}`)},
 		{"empty message", nil, &domo.Error{Code: domo.CodeCanceled},
 			fr("canceled", "\xd1", `{"code":"canceled","message":""}`)},
+		{"no code is internal", nil, &domo.Error{Message: "oops"},
+			fr("internal", "\xd1", `{"code":"internal","message":"oops"}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
