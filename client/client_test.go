@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -883,4 +884,32 @@ func BenchmarkInvokeParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestNewBadEndpoint(t *testing.T) {
+	if c, err := New(WithBroker("nonsense://x")); err == nil {
+		c.Close()
+		t.Fatal("New(nonsense://x) succeeded; want an error")
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	b := startBroker(t, echo)
+	before := runtime.NumGoroutine()
+	for range 10 {
+		c, err := New(WithBroker(b.endpoint))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Call(testCtx(t), "tea.brew", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Stream(context.Background(), "tea.steep", nil) // left open
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s
+		c.Close()
+	}
+	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -36,6 +36,11 @@ type rawState struct {
 // is the next one for service that is not a domo envelope, or a broker error
 // envelope without a request id, which becomes a *domo.Error. Raw blocks
 // like Call and is safe for concurrent use. The body is copied.
+//
+// A plain reply carries no request id, so a Raw request whose caller gave
+// up stays in flight, and the next Raw call waits, until its reply comes
+// (and is dropped) or one WithTimeout period passes: a late reply is never
+// taken for the next call's.
 func (c *Client) Raw(ctx context.Context, service string, body ...[]byte) ([][]byte, error) {
 	if service == "" {
 		return nil, c.failRaw(service, domo.Errorf(domo.CodeInvalid, "empty service name"))
