@@ -275,6 +275,9 @@ func (c *conn) serve(ctx context.Context) step {
 		}
 		if ready[1] {
 			c.waker.Drain()
+			if c.stopNow(ctx) {
+				continue // stop before sending what a stop made handlers return
+			}
 		}
 		c.takeOut()
 		if ready[0] {

@@ -9,12 +9,12 @@ import (
 
 // Defaults used when an option is not given (or given a value out of range).
 const (
-	DefaultBroker       = "tcp://127.0.0.1:5555"
-	DefaultConcurrency  = 16
-	DefaultHeartbeat    = 2500 * time.Millisecond
-	DefaultLiveness     = 3
-	DefaultReconnectMin = 100 * time.Millisecond
-	DefaultReconnectMax = 5 * time.Second
+	defaultBroker       = "tcp://127.0.0.1:5555"
+	defaultConcurrency  = 16
+	defaultHeartbeat    = 2500 * time.Millisecond
+	defaultLiveness     = 3
+	defaultReconnectMin = 100 * time.Millisecond
+	defaultReconnectMax = 5 * time.Second
 )
 
 // Option configures a Worker. Options are applied by New, in order.
@@ -33,18 +33,18 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		endpoints:    []string{DefaultBroker},
-		concurrency:  DefaultConcurrency,
-		heartbeat:    DefaultHeartbeat,
-		liveness:     DefaultLiveness,
-		reconnectMin: DefaultReconnectMin,
-		reconnectMax: DefaultReconnectMax,
+		endpoints:    []string{defaultBroker},
+		concurrency:  defaultConcurrency,
+		heartbeat:    defaultHeartbeat,
+		liveness:     defaultLiveness,
+		reconnectMin: defaultReconnectMin,
+		reconnectMax: defaultReconnectMax,
 		limits:       mdp.DefaultLimits(),
 	}
 }
 
 // WithBroker sets the broker endpoints to connect to (ZeroMQ endpoints such
-// as "tcp://10.0.0.5:5555"). The default is DefaultBroker. The worker
+// as "tcp://10.0.0.5:5555"). The default is "tcp://127.0.0.1:5555". The worker
 // currently connects to the first endpoint only; the others are reserved for
 // multi-broker operation. An empty list keeps the default.
 func WithBroker(endpoints ...string) Option {
@@ -57,7 +57,7 @@ func WithBroker(endpoints ...string) Option {
 
 // WithConcurrency sets how many requests the worker handles at once: the size
 // of its handler pool and the credit it declares to the broker in READY. The
-// default is DefaultConcurrency; n < 1 keeps it.
+// default is 16; n < 1 keeps it.
 func WithConcurrency(n int) Option {
 	return func(o *options) {
 		if n >= 1 {
@@ -69,7 +69,7 @@ func WithConcurrency(n int) Option {
 // WithHeartbeat sets the heartbeat interval and the liveness: the worker sends
 // a HEARTBEAT when it has sent nothing else for interval, and gives the broker
 // up for lost after interval*liveness without hearing from it. The defaults
-// are DefaultHeartbeat and DefaultLiveness; values below 1 keep them.
+// are 2.5s and 3, as in MDP; values below 1 keep them.
 func WithHeartbeat(interval time.Duration, liveness int) Option {
 	return func(o *options) {
 		if interval > 0 {
@@ -83,8 +83,8 @@ func WithHeartbeat(interval time.Duration, liveness int) Option {
 
 // WithReconnect sets the backoff between attempts to reach a lost broker. The
 // delay starts at min, doubles after each attempt that heard nothing from the
-// broker, is capped at max, and is jittered. The defaults are
-// DefaultReconnectMin and DefaultReconnectMax.
+// broker, is capped at max, and is jittered (each wait is between half the
+// delay and the delay). The defaults are 100ms and 5s.
 func WithReconnect(min, max time.Duration) Option {
 	return func(o *options) {
 		if min > 0 {

@@ -21,6 +21,14 @@ func (w *Worker) serve(ctx context.Context, j *job) {
 		w.stats.dropped.Add(1)
 	} else {
 		body := w.answer(ctx, j)
+		if ctx.Err() != nil {
+			// The worker stopped while the handler ran: the broker will
+			// report the request lost (and may retry it), which says more
+			// than the handler's "canceled".
+			w.stats.dropped.Add(1)
+			j.c.deliver(ctx, final)
+			return
+		}
 		final.frames = j.frames(mdp.Reply, body)
 		if err := w.opts.limits.Check(final.frames); err != nil {
 			w.log.Warn("worker: reply over the limits", "err", err)
@@ -109,7 +117,7 @@ func (w *Worker) call(ctx context.Context, h Handler, req *Request) (payload []b
 }
 
 // answerRaw runs the raw handler for a plain MDP body.
-func (w *Worker) answerRaw(ctx context.Context, fn RawFunc, body [][]byte) (reply [][]byte) {
+func (w *Worker) answerRaw(ctx context.Context, fn rawFunc, body [][]byte) (reply [][]byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			w.stats.panics.Add(1)

@@ -13,9 +13,9 @@ import (
 	"github.com/domo-framework/domo/mdp"
 )
 
-// RawFunc serves a request whose MDP body is not a domo envelope: it gets the
-// body frames and returns the reply body frames.
-type RawFunc func(ctx context.Context, body [][]byte) ([][]byte, error)
+// rawFunc serves a request whose MDP body is not a domo envelope: it gets the
+// body frames and returns the reply body frames. See HandleRaw.
+type rawFunc func(ctx context.Context, body [][]byte) ([][]byte, error)
 
 // Worker serves one service: it connects to a broker, declares how many
 // requests it takes at once, runs handlers for the requests the broker hands
@@ -30,7 +30,7 @@ type Worker struct {
 	ready   [][]byte // the READY message, built once
 
 	handlers atomic.Pointer[map[string]Handler] // copy on write
-	raw      atomic.Pointer[RawFunc]
+	raw      atomic.Pointer[rawFunc]
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -111,7 +111,7 @@ func (w *Worker) HandleRaw(fn func(ctx context.Context, body [][]byte) ([][]byte
 		w.raw.Store(nil)
 		return
 	}
-	f := RawFunc(fn)
+	f := rawFunc(fn)
 	w.raw.Store(&f)
 }
 

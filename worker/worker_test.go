@@ -354,11 +354,12 @@ func TestSilentBrokerReconnect(t *testing.T) {
 // TestHeartbeatsKeepAlive: a broker that heartbeats is not given up.
 func TestHeartbeatsKeepAlive(t *testing.T) {
 	b := newFakeBroker(t)
-	// Liveness 8 leaves room for a slow test machine; 20 beats answered run
-	// well past the 400ms of silence that would make the worker reconnect.
-	w := newWorker(b, WithHeartbeat(50*time.Millisecond, 8))
+	// Liveness 10 leaves room for a loaded test machine; 30 beats answered
+	// run three times past the 500ms of silence that would make the worker
+	// reconnect.
+	w := newWorker(b, WithHeartbeat(50*time.Millisecond, 10))
 	id := start(t, b, w)
-	for range 20 {
+	for range 30 {
 		b.expect(mdp.Heartbeat)
 		b.heartbeat(id)
 	}
