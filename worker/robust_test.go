@@ -146,10 +146,10 @@ func TestHandleRaw(t *testing.T) {
 func TestReplyOverLimits(t *testing.T) {
 	b := newFakeBroker(t)
 	w := newWorker(b, WithLimits(smallLimits))
-	var sendErr error
+	sendErr := make(chan error, 1)
 	w.HandleFunc("big", func(ctx context.Context, req *Request) ([]byte, error) {
 		if req.Streaming() {
-			sendErr = req.Send(make([]byte, 2000))
+			sendErr <- req.Send(make([]byte, 2000))
 			return []byte("small"), nil
 		}
 		return make([]byte, 2000), nil
@@ -165,8 +165,8 @@ func TestReplyOverLimits(t *testing.T) {
 	if r := b.expectReply(mdp.Final, "big2"); !r.OK() {
 		t.Fatalf("final after a refused partial: %s %s", r.Status, r.Payload)
 	}
-	if !errors.Is(sendErr, domo.ErrTooLarge) {
-		t.Errorf("Send over the limits = %v; want domo.ErrTooLarge", sendErr)
+	if err := <-sendErr; !errors.Is(err, domo.ErrTooLarge) {
+		t.Errorf("Send over the limits = %v; want domo.ErrTooLarge", err)
 	}
 }
 

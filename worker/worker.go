@@ -197,7 +197,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // sends DISCONNECT to the broker and Run returns nil. Shutdown blocks until
 // then or until ctx ends; in the latter case it stops the worker as Close
 // does and returns ctx.Err(). It is idempotent and safe for concurrent use;
-// before Run it only makes Run return domo.ErrClosed.
+// before Run it only makes Run return domo.ErrClosed. A handler must not call
+// it (it would wait for itself); it may call Close.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	w.drainOnce.Do(func() { close(w.drain) })
