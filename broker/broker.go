@@ -119,7 +119,10 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	b.log.Info("broker started", "endpoints", b.endpoints)
 	poller := zsock.NewPoller(b.router, b.waker.Socket())
-	interval := b.cfg.HeartbeatInterval
+	// Ticks come four times an interval, so that a heartbeat leaves between
+	// 3/4 and 1 interval after the last message, and expiry is checked
+	// promptly, however the interval and the traffic line up.
+	interval := b.cfg.HeartbeatInterval / 4
 	nextTick := time.Now().Add(interval)
 	for !b.stopped {
 		ready, err := poller.Wait(max(time.Until(nextTick), 0))
@@ -282,7 +285,7 @@ func (b *Broker) disconnectAll() {
 	b.log.Info("broker stopped", "workers_disconnected", len(b.workers))
 }
 
-// tick runs every heartbeat interval: it drops silent workers, sends
+// tick runs four times a heartbeat interval: it drops silent workers, sends
 // heartbeats to the others, and expires queued requests.
 func (b *Broker) tick(now time.Time) {
 	for _, w := range b.workers {
@@ -292,7 +295,7 @@ func (b *Broker) tick(now time.Time) {
 			b.deleteWorker(w, false)
 			continue
 		}
-		if now.Sub(w.lastSent) >= b.cfg.HeartbeatInterval/2 {
+		if now.Sub(w.lastSent) >= b.cfg.HeartbeatInterval*3/4 {
 			b.sendWorkerCommand(w, mdp.Heartbeat)
 		}
 	}

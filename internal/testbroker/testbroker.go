@@ -13,13 +13,13 @@ import (
 )
 
 // Config returns a broker configuration for tests: a wildcard loopback port,
-// fast heartbeats (50 ms, liveness 3), no start-up grace, logs discarded
+// fast heartbeats (100 ms, liveness 5: generous, as CI machines are loaded), no start-up grace, logs discarded
 // unless the test runs with -v.
 func Config(t testing.TB) broker.Config {
 	cfg := broker.DefaultConfig()
 	cfg.Listen = []string{"tcp://127.0.0.1:*"}
-	cfg.HeartbeatInterval = 50 * time.Millisecond
-	cfg.HeartbeatLiveness = 3
+	cfg.HeartbeatInterval = HeartbeatInterval
+	cfg.HeartbeatLiveness = HeartbeatLiveness
 	cfg.StartupGrace = 0
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -27,6 +27,13 @@ func Config(t testing.TB) broker.Config {
 	}
 	return cfg
 }
+
+// Heartbeat is the heartbeat interval and liveness of Config, for workers
+// in tests to match.
+const (
+	HeartbeatInterval = 100 * time.Millisecond
+	HeartbeatLiveness = 5
+)
 
 // Start runs a broker with Config(t), changed by the given functions, and
 // returns it and its endpoint. The broker is closed when the test ends.
