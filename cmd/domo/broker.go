@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/domo-framework/domo/broker"
+)
+
+// brokerFlags binds the broker's configuration to flags.
+func brokerFlags(cmd *cobra.Command, cfg *broker.Config) {
+	f := cmd.Flags()
+	f.StringSliceVar(&cfg.Listen, "listen", cfg.Listen, "endpoints to bind (repeatable): tcp://HOST:PORT or ipc://PATH")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", cfg.HeartbeatInterval, "heartbeat interval")
+	f.IntVar(&cfg.HeartbeatLiveness, "liveness", cfg.HeartbeatLiveness, "missed heartbeats before a worker is dropped")
+	f.IntVar(&cfg.QueueLimit, "queue-limit", cfg.QueueLimit, "requests queued per service before callers get 'overloaded'")
+	f.DurationVar(&cfg.RequestTTL, "request-ttl", cfg.RequestTTL, "how long a request without a deadline may wait in a queue")
+	f.IntVar(&cfg.Limits.MaxMessageSize, "max-message", cfg.Limits.MaxMessageSize, "largest message accepted, bytes")
+	f.IntVar(&cfg.Limits.MaxFrameSize, "max-frame", cfg.Limits.MaxFrameSize, "largest frame accepted, bytes")
+	f.IntVar(&cfg.Limits.MaxFrames, "max-frames", cfg.Limits.MaxFrames, "most frames in one message")
+}
+
+func newBrokerCmd() *cobra.Command {
+	cfg := broker.DefaultConfig()
+	var drain time.Duration
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run a broker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.Default()
+			b, err := broker.New(cfg)
+			if err != nil {
+				return err
+			}
+			return runUntilSignal(cmd.Context(), b, drain)
+		},
+	}
+	brokerFlags(cmd, &cfg)
+	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests in flight finish")
+	return cmd
+}
+
+// runUntilSignal runs b until ctx ends (a signal), then shuts it down
+// gracefully within drain.
+func runUntilSignal(ctx context.Context, b *broker.Broker, drain time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- b.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down", "drain", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := b.Shutdown(sctx); err != nil {
+		slog.Warn("drain cut short", "err", err)
+	}
+	return <-done
+}

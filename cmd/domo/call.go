@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/domo-framework/domo/client"
+)
+
+func newCallCmd() *cobra.Command {
+	var (
+		endpoint string
+		timeout  time.Duration
+		retry    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "call METHOD [JSON]",
+		Short: "Call a method and print its JSON reply",
+		Example: `  domo call tea.brew '{"kind":"green","sugar":1}'
+  domo call tea.menu`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			payload := []byte("{}")
+			if len(args) == 2 {
+				payload = []byte(args[1])
+				if !json.Valid(payload) {
+					return fmt.Errorf("request for %s is not valid JSON: %s", args[0], args[1])
+				}
+			}
+			c, err := client.New(client.WithBroker(endpoint))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			var opts []client.CallOption
+			if retry {
+				opts = append(opts, client.Retry())
+			}
+			reply, err := c.Invoke(ctx, args[0], payload, opts...)
+			if err != nil {
+				return err
+			}
+			var out bytes.Buffer
+			if json.Indent(&out, reply, "", "  ") != nil {
+				out.Reset()
+				out.Write(reply) // not JSON: print as it came
+			}
+			out.WriteByte('\n')
+			_, err = cmd.OutOrStdout().Write(out.Bytes())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoint ($DOMO_BROKER)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "deadline of the call")
+	cmd.Flags().BoolVar(&retry, "retry", false, "allow the broker to redeliver the request if its worker dies")
+	return cmd
+}

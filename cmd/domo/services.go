@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/domo-framework/domo/client"
+	"github.com/domo-framework/domo/mdp"
+)
+
+func newServicesCmd() *cobra.Command {
+	var (
+		endpoint string
+		asJSON   bool
+		timeout  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "services",
+		Short: "List the services a broker knows, with their workers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client.New(client.WithBroker(endpoint))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			services, err := c.Services(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(services)
+			}
+			return printServices(cmd.OutOrStdout(), services)
+		},
+	}
+	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoint ($DOMO_BROKER)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "deadline of the query")
+	return cmd
+}
+
+func printServices(w io.Writer, services []mdp.ServiceInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tWORKERS\tREADY\tCAPACITY\tIN FLIGHT\tQUEUED")
+	for _, s := range services {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", s.Name, s.Workers, s.Ready, s.Capacity, s.InFlight, s.Queued)
+	}
+	return tw.Flush()
+}
