@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -21,7 +19,6 @@ func newBenchCmd() *cobra.Command {
 		endpoint    string
 		workers     int
 		concurrency int
-		cpuProfile  string
 		cfg         = loadgen.Config{Method: "bench.echo"}
 	)
 	cmd := &cobra.Command{
@@ -35,17 +32,6 @@ loopback port; with --workers K it starts K echo workers of the service "bench".
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
 			if endpoint == "" {
 				bcfg := broker.DefaultConfig()
 				bcfg.Listen = []string{"tcp://127.0.0.1:*"}
@@ -94,7 +80,6 @@ loopback port; with --workers K it starts K echo workers of the service "bench".
 	f.IntVar(&cfg.Size, "size", 64, "payload bytes")
 	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long to run")
 	f.IntVar(&cfg.MaxRequests, "max-requests", 0, "stop after this many requests (0: 10 million)")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (broker, workers and clients started here) to FILE")
 	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "deadline of each request")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,19 +27,48 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var level, format string
+	var level, format, cpuProfile string
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&format, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process to FILE")
+	var stopProfile func()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		logger, err := newLogger(cmd.ErrOrStderr(), level, format)
 		if err != nil {
 			return err
 		}
 		slog.SetDefault(logger)
+		if cpuProfile != "" {
+			if stopProfile, err = startCPUProfile(cpuProfile); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
-	root.AddCommand(newBrokerCmd(), newCallCmd(), newServicesCmd(), newDemoCmd(), newBenchCmd())
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if stopProfile != nil {
+			stopProfile()
+		}
+	}
+	root.AddCommand(newBrokerCmd(), newCallCmd(), newServicesCmd(), newDemoCmd(), newServeCmd(), newBenchCmd())
 	return root
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

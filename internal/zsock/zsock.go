@@ -37,11 +37,15 @@ var (
 	ErrAgain = errors.New("zsock: resource temporarily unavailable")
 	// ErrUnroutable: a ROUTER send named a peer that is not connected.
 	ErrUnroutable = errors.New("zsock: peer not connected")
+	// ErrTooManyFrames: a received message had more frames than a socket
+	// keeps; the frames returned are its first ones.
+	ErrTooManyFrames = errors.New("zsock: too many frames")
 )
 
 // Socket is one ZeroMQ socket.
 type Socket struct {
-	s *zmq.Socket
+	s    *zmq.Socket
+	fast *fastPath // nil: frame by frame through pebbe
 }
 
 // New creates a socket of type t on the process-wide ZeroMQ context, with
@@ -55,7 +59,7 @@ func New(t Type) (*Socket, error) {
 		s.Close()
 		return nil, fmt.Errorf("zsock: set linger: %w", err)
 	}
-	return &Socket{s: s}, nil
+	return &Socket{s: s, fast: newFastPath(s, t)}, nil
 }
 
 // Options are the socket options domo sets. Zero fields keep libzmq's default.
@@ -143,13 +147,26 @@ func (s *Socket) SetLinger(d time.Duration) error { return s.s.SetLinger(d) }
 
 // Close closes the socket. Messages still queued are kept for the linger
 // period (0 unless SetLinger changed it), without blocking the caller.
-func (s *Socket) Close() error { return s.s.Close() }
+func (s *Socket) Close() error {
+	err := s.s.Close()
+	if s.fast != nil {
+		s.fast.free()
+		s.fast = nil
+	}
+	return err
+}
 
 // Send sends frames as one multipart message. With wait false it fails with
 // ErrAgain instead of blocking when the peer's queue is full.
 func (s *Socket) Send(frames [][]byte, wait bool) error {
 	if len(frames) == 0 {
 		return errors.New("zsock: send of an empty message")
+	}
+	if s.fast != nil {
+		if len(frames) > maxParts {
+			return fmt.Errorf("%w: sending %d, limit %d", ErrTooManyFrames, len(frames), maxParts)
+		}
+		return s.fast.send(frames, wait)
 	}
 	var flags zmq.Flag
 	if !wait {
@@ -176,6 +193,9 @@ func (s *Socket) Send(frames [][]byte, wait bool) error {
 // Recv receives one multipart message, appending its frames to dst[:0].
 // With wait false it returns ErrAgain when no message is waiting.
 func (s *Socket) Recv(dst [][]byte, wait bool) ([][]byte, error) {
+	if s.fast != nil {
+		return s.fast.recv(dst[:0], wait)
+	}
 	var flags zmq.Flag
 	if !wait {
 		flags = zmq.DONTWAIT
@@ -266,6 +286,9 @@ func NewWaker() (*Waker, error) {
 	if err != nil {
 		return nil, err
 	}
+	// No high-water mark: a send must never fail for lack of room, or a
+	// wake-up would be lost; coalescing keeps the pipe nearly empty anyway.
+	recv.s.SetRcvhwm(0)
 	if _, err := recv.Bind(ep); err != nil {
 		recv.Close()
 		return nil, err
@@ -275,6 +298,7 @@ func NewWaker() (*Waker, error) {
 		recv.Close()
 		return nil, err
 	}
+	send.s.SetSndhwm(0)
 	if err := send.Connect(ep); err != nil {
 		recv.Close()
 		send.Close()
@@ -293,7 +317,11 @@ func (w *Waker) Wake() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.closed {
-		_ = w.send.Send(wakeFrame, false) // a full pipe already holds a signal
+		if err := w.send.Send(wakeFrame, false); err != nil {
+			// No signal is on its way: let the next Wake try again rather
+			// than leave the flag set with nothing to clear it.
+			w.pending.Store(false)
+		}
 	}
 }
 
