@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -417,5 +418,25 @@ func TestShutdownDrainsThenDisconnects(t *testing.T) {
 	}
 	if _, err := b.Stats(context.Background()); !errors.Is(err, domo.ErrClosed) {
 		t.Fatalf("Stats after shutdown = %v; want ErrClosed", err)
+	}
+}
+
+func TestIPCEndpoint(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "broker.sock")
+	b, _ := testbroker.Start(t, func(c *broker.Config) {
+		c.Listen = []string{"tcp://127.0.0.1:*", "ipc://" + sock}
+	})
+	eps := b.Endpoints()
+	if len(eps) != 2 || eps[1] != "ipc://"+sock {
+		t.Fatalf("Endpoints = %q; want a tcp and the ipc endpoint", eps)
+	}
+	w := plainWorker(t, eps[0], "svc") // a worker on tcp, a client on ipc
+	waitWorkers(t, b, 1)
+	c := dial(t, eps[1])
+	c.sendMsg(clientV1("svc", []byte("over ipc")))
+	req := w.expect("request")
+	w.sendMsg(reply(req, req.Body...))
+	if m := c.expect("reply over ipc"); string(m.Body[0]) != "over ipc" {
+		t.Fatalf("reply = %q", m.Body)
 	}
 }

@@ -95,7 +95,6 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 		b.replyError(r, domo.Errorf(domo.CodeOverloaded, "queue of service %q is full (%d requests)", svc.name, b.cfg.QueueLimit))
 		return
 	}
-	svc.requests++
 	svc.queue.pushBack(r)
 	b.dispatch(svc)
 }
