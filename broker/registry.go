@@ -50,8 +50,6 @@ type service struct {
 	workers   int
 	known     bool // a worker has offered it since the broker started
 	ready     readyList
-
-	requests, failures uint64
 }
 
 func newService(name string) *service {
