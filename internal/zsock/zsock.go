@@ -42,6 +42,25 @@ var (
 	ErrTooManyFrames = errors.New("zsock: too many frames")
 )
 
+// maxSocketsErr is why raising ZMQ_MAX_SOCKETS failed, if it did.
+var maxSocketsErr error
+
+// libzmq's default context refuses a socket beyond ZMQ_MAX_SOCKETS, 1023 by
+// default; a process holding many clients (three sockets each) needs more.
+// Every socket holds a file descriptor (its mailbox), so the limit follows
+// RLIMIT_NOFILE (which Go raises to the hard limit at start), between
+// libzmq's default and 65536. It must be set before the first socket.
+func init() {
+	n := 65536
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(n) {
+		n = max(int(rl.Cur), 1023)
+	}
+	if err := zmq.SetMaxSockets(n); err != nil {
+		maxSocketsErr = fmt.Errorf("set ZMQ_MAX_SOCKETS to %d: %w", n, err)
+	}
+}
+
 // Socket is one ZeroMQ socket.
 type Socket struct {
 	s    *zmq.Socket
@@ -53,6 +72,9 @@ type Socket struct {
 func New(t Type) (*Socket, error) {
 	s, err := zmq.NewSocket(t)
 	if err != nil {
+		if maxSocketsErr != nil {
+			return nil, fmt.Errorf("zsock: new socket: %w (and %w)", err, maxSocketsErr)
+		}
 		return nil, fmt.Errorf("zsock: new socket: %w", err)
 	}
 	if err := s.SetLinger(0); err != nil {
