@@ -70,6 +70,7 @@ loopback port; with --workers K it starts K echo workers of the service "bench".
 			return nil
 		},
 	}
+	cmd.AddCommand(newBenchIdleCmd())
 	f := cmd.Flags()
 	f.StringVar(&endpoint, "broker", "", "broker endpoint; empty starts one in-process")
 	f.IntVar(&workers, "workers", 2, "echo workers to start (service \"bench\")")
