@@ -119,6 +119,7 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	b.log.Info("broker started", "endpoints", b.endpoints)
 	poller := zsock.NewPoller(b.router, b.waker.Socket())
+	defer poller.Close()
 	// Ticks come four times an interval, so that a heartbeat leaves between
 	// 3/4 and 1 interval after the last message, and expiry is checked
 	// promptly, however the interval and the traffic line up.

@@ -191,6 +191,7 @@ func (c *Client) loop() {
 		socks = append(socks, cn.sock)
 	}
 	poller := zsock.NewPoller(socks...)
+	defer poller.Close()
 	var held *outMsg // a request the socket had no room for
 	var rbuf [][]byte
 	for {

@@ -131,6 +131,7 @@ const (
 // loop connects, serves and reconnects until the worker stops.
 func (c *conn) loop(ctx context.Context) {
 	defer close(c.done)
+	defer c.idle.Close()
 	defer c.closeSocket()
 	log := c.w.log.With("broker", c.endpoint)
 	for first := true; ; first = false {
@@ -235,6 +236,7 @@ func (c *conn) closeSocket() {
 		return
 	}
 	c.epoch.Store(0)
+	c.poller.Close()
 	c.sock.Close()
 	c.sock, c.poller = nil, nil
 }

@@ -11,8 +11,6 @@ package zsock
 import (
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,8 +61,9 @@ func init() {
 
 // Socket is one ZeroMQ socket.
 type Socket struct {
-	s    *zmq.Socket
-	fast *fastPath // nil: frame by frame through pebbe
+	s     *zmq.Socket
+	fast  *fastPath // nil: frame by frame through pebbe
+	waker *Waker    // set on a Waker's pseudo-socket, which has no s
 }
 
 // New creates a socket of type t on the process-wide ZeroMQ context, with
@@ -253,122 +252,3 @@ func mapErr(err error) error {
 	return err
 }
 
-// Poller waits for sockets to become readable.
-type Poller struct {
-	p       *zmq.Poller
-	sockets []*Socket
-	ready   []bool
-}
-
-// NewPoller returns a poller over the given sockets, each watched for input.
-func NewPoller(sockets ...*Socket) *Poller {
-	p := &Poller{p: zmq.NewPoller(), sockets: sockets, ready: make([]bool, len(sockets))}
-	for _, s := range sockets {
-		p.p.Add(s.s, zmq.POLLIN)
-	}
-	return p
-}
-
-// Wait blocks for up to timeout (forever if negative) until a socket is
-// readable, and returns, per socket in the order given to NewPoller, whether
-// it is. The slice is reused by the next call.
-func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
-	polled, err := p.p.PollAll(timeout)
-	if err != nil {
-		return nil, fmt.Errorf("zsock: poll: %w", err)
-	}
-	for i := range p.ready {
-		p.ready[i] = polled[i].Events&zmq.POLLIN != 0
-	}
-	return p.ready, nil
-}
-
-var wakerSeq atomic.Uint64
-
-// Waker wakes the goroutine that owns a socket loop from any other
-// goroutine. Wake is coalesced: however many goroutines call it, at most one
-// signal is in flight, so a busy loop pays for one wake-up per drain.
-//
-// The loop polls Socket() with its other sockets and calls Drain when it is
-// readable, before it looks at its queue of work: work queued after Drain
-// wakes it again.
-type Waker struct {
-	mu      sync.Mutex // guards send, used by many goroutines
-	send    *Socket
-	recv    *Socket // owned by the loop
-	pending atomic.Bool
-	closed  bool
-	buf     [][]byte
-}
-
-// NewWaker returns a Waker over a fresh inproc socket pair.
-func NewWaker() (*Waker, error) {
-	ep := fmt.Sprintf("inproc://domo-waker-%d", wakerSeq.Add(1))
-	recv, err := New(Pair)
-	if err != nil {
-		return nil, err
-	}
-	// No high-water mark: a send must never fail for lack of room, or a
-	// wake-up would be lost; coalescing keeps the pipe nearly empty anyway.
-	recv.s.SetRcvhwm(0)
-	if _, err := recv.Bind(ep); err != nil {
-		recv.Close()
-		return nil, err
-	}
-	send, err := New(Pair)
-	if err != nil {
-		recv.Close()
-		return nil, err
-	}
-	send.s.SetSndhwm(0)
-	if err := send.Connect(ep); err != nil {
-		recv.Close()
-		send.Close()
-		return nil, err
-	}
-	return &Waker{send: send, recv: recv}, nil
-}
-
-var wakeFrame = [][]byte{{1}}
-
-// Wake signals the loop. It never blocks and is safe for concurrent use.
-func (w *Waker) Wake() {
-	if !w.pending.CompareAndSwap(false, true) {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		if err := w.send.Send(wakeFrame, false); err != nil {
-			// No signal is on its way: let the next Wake try again rather
-			// than leave the flag set with nothing to clear it.
-			w.pending.Store(false)
-		}
-	}
-}
-
-// Socket returns the socket the loop polls.
-func (w *Waker) Socket() *Socket { return w.recv }
-
-// Drain consumes pending signals. Only the loop calls it.
-func (w *Waker) Drain() {
-	for {
-		var err error
-		if w.buf, err = w.recv.Recv(w.buf, false); err != nil {
-			break
-		}
-	}
-	// Cleared after the socket is empty: a Wake that saw pending still set
-	// queued its work before this point, so the loop's look at its queue,
-	// which follows, finds it.
-	w.pending.Store(false)
-}
-
-// Close closes both sockets. The loop must have stopped polling.
-func (w *Waker) Close() {
-	w.mu.Lock()
-	w.closed = true
-	w.send.Close()
-	w.mu.Unlock()
-	w.recv.Close()
-}

@@ -1,0 +1,238 @@
+package zsock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Poller waits until one of its sockets has a message, parking the calling
+// goroutine in Go's network poller rather than blocking an OS thread in
+// zmq_poll.
+//
+// Each libzmq socket exposes a file descriptor (ZMQ_FD) that becomes
+// readable when the socket's state may have changed; ZMQ_EVENTS then says
+// whether a message is waiting, and reading it resets the descriptor. The
+// poller puts those descriptors in an epoll set of its own and hands that
+// set to the Go runtime as one pollable file: a goroutine waiting on it
+// costs no thread, and a Waker wakes it with a goroutine hand-off (an
+// expired read deadline) instead of a message through a socket pair. With
+// a dozen socket loops in a process (a client, workers, a broker), this is
+// the difference between OS thread switches and goroutine switches on every
+// request.
+//
+// A Poller is owned by one goroutine, like its sockets.
+type Poller struct {
+	sockets []*Socket
+	ready   []bool
+	epfd    int
+	file    *os.File // the epoll set, registered with Go's poller
+	raw     syscall.RawConn
+	events  [8]syscall.EpollEvent
+	err     error // from construction, returned by Wait
+}
+
+// NewPoller returns a poller over the given sockets, each watched for input.
+// A Waker's Socket may be among them. Close releases it.
+func NewPoller(sockets ...*Socket) *Poller {
+	p := &Poller{sockets: sockets, ready: make([]bool, len(sockets)), epfd: -1}
+	p.err = p.init()
+	return p
+}
+
+func (p *Poller) init() error {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("zsock: epoll_create: %w", err)
+	}
+	p.epfd = epfd
+	for _, s := range p.sockets {
+		if s.waker != nil {
+			continue
+		}
+		fd, err := s.s.GetFd()
+		if err != nil {
+			return fmt.Errorf("zsock: ZMQ_FD: %w", err)
+		}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return fmt.Errorf("zsock: epoll_ctl: %w", err)
+		}
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		return fmt.Errorf("zsock: epoll nonblock: %w", err)
+	}
+	p.file = os.NewFile(uintptr(epfd), "zsock-poller")
+	if p.raw, err = p.file.SyscallConn(); err != nil {
+		return fmt.Errorf("zsock: poller: %w", err)
+	}
+	// An arbitrary past deadline must interrupt a wait, which only works on
+	// a file the runtime polls.
+	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("zsock: poller is not pollable: %w", err)
+	}
+	for _, s := range p.sockets {
+		if s.waker != nil {
+			s.waker.attach(p) // last: Wake may use p from now on
+		}
+	}
+	return nil
+}
+
+// Close releases the poller. Its sockets stay open.
+func (p *Poller) Close() error {
+	for _, s := range p.sockets {
+		if s.waker != nil {
+			s.waker.detach(p)
+		}
+	}
+	if p.file != nil {
+		return p.file.Close()
+	}
+	if p.epfd >= 0 {
+		return syscall.Close(p.epfd)
+	}
+	return nil
+}
+
+// interrupt makes a current or the next Wait look at its sockets again.
+func (p *Poller) interrupt() {
+	if p.file != nil {
+		_ = p.file.SetReadDeadline(pastDeadline)
+	}
+}
+
+var pastDeadline = time.Unix(1, 0)
+
+// check fills p.ready and reports whether any socket is ready.
+func (p *Poller) check() (bool, error) {
+	any := false
+	for i, s := range p.sockets {
+		if s.waker != nil {
+			p.ready[i] = s.waker.pending.Load()
+		} else {
+			ev, err := s.s.GetEvents() // also resets the socket's ZMQ_FD
+			if err != nil {
+				return false, fmt.Errorf("zsock: ZMQ_EVENTS: %w", mapErr(err))
+			}
+			p.ready[i] = ev&zmq.POLLIN != 0
+		}
+		any = any || p.ready[i]
+	}
+	return any, nil
+}
+
+// Wait blocks for up to timeout (forever if negative) until a socket is
+// readable, and returns, per socket in the order given to NewPoller, whether
+// it is. The slice is reused by the next call. The calling goroutine is
+// parked, not its thread.
+func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		if any, err := p.check(); any || err != nil {
+			return p.ready, err
+		}
+		if timeout >= 0 && !time.Now().Before(deadline) {
+			return p.ready, nil
+		}
+		// Arm the deadline before the last look at the wakers: a Wake after
+		// that look sets a past deadline that this one cannot overwrite.
+		if err := p.file.SetReadDeadline(deadline); err != nil {
+			return nil, fmt.Errorf("zsock: poller deadline: %w", err)
+		}
+		if p.wakerPending() {
+			continue
+		}
+		err := p.raw.Read(func(fd uintptr) bool {
+			n, err := syscall.EpollWait(int(fd), p.events[:], 0)
+			return n > 0 || (err != nil && err != syscall.EINTR)
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("zsock: poll: %w", err)
+		}
+	}
+}
+
+func (p *Poller) wakerPending() bool {
+	for _, s := range p.sockets {
+		if s.waker != nil && s.waker.pending.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// Waker wakes the goroutine that owns a socket loop from any other
+// goroutine. Wake is coalesced: however many goroutines call it, the loop
+// sees one readiness per drain.
+//
+// The loop polls Socket() with its other sockets and calls Drain when it is
+// ready, before it looks at its queue of work: work queued after Drain
+// wakes it again.
+type Waker struct {
+	pending atomic.Bool
+	sock    Socket
+	mu      sync.Mutex // guards pollers
+	pollers []*Poller
+}
+
+// NewWaker returns a Waker. It never fails; the error is kept for callers
+// written when it could.
+func NewWaker() (*Waker, error) {
+	w := &Waker{}
+	w.sock.waker = w
+	return w, nil
+}
+
+// Wake signals the loop. It never blocks and is safe for concurrent use.
+func (w *Waker) Wake() {
+	if !w.pending.CompareAndSwap(false, true) {
+		return
+	}
+	w.mu.Lock()
+	for _, p := range w.pollers {
+		p.interrupt()
+	}
+	w.mu.Unlock()
+}
+
+// Socket returns the pseudo-socket the loop polls with its sockets. It is
+// only good for NewPoller.
+func (w *Waker) Socket() *Socket { return &w.sock }
+
+// Drain clears the signal. Only the loop calls it, before it reads its
+// queue: a Wake that raced with it either saw the flag still set (and
+// queued its work before this call) or sets it again.
+func (w *Waker) Drain() { w.pending.Store(false) }
+
+// Close does nothing; a Waker holds no resources. It exists for symmetry.
+func (w *Waker) Close() {}
+
+func (w *Waker) attach(p *Poller) {
+	w.mu.Lock()
+	w.pollers = append(w.pollers, p)
+	w.mu.Unlock()
+}
+
+func (w *Waker) detach(p *Poller) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, q := range w.pollers {
+		if q == p {
+			w.pollers = append(w.pollers[:i], w.pollers[i+1:]...)
+			return
+		}
+	}
+}
