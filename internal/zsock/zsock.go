@@ -251,4 +251,3 @@ func mapErr(err error) error {
 	}
 	return err
 }
-
