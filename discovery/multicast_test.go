@@ -65,7 +65,8 @@ func TestMulticastLoopback(t *testing.T) {
 			Beacon: Beacon{Cluster: cluster, BrokerID: id, Endpoint: ep}}
 	}
 	stopA := announce(t, beacon("blue", "a", "tcp://127.0.0.1:1001"))
-	announce(t, beacon("green", "g", "tcp://127.0.0.1:1003")) // another cluster: ignored
+	green, _ := Beacon{Cluster: "green", BrokerID: "g", Endpoint: "tcp://127.0.0.1:1003"}.Encode()
+	send(t, group, green) // another cluster: ignored
 	await("tcp://127.0.0.1:1001")
 	stopB := announce(t, beacon("blue", "b", "tcp://127.0.0.1:1002"))
 	await("tcp://127.0.0.1:1001", "tcp://127.0.0.1:1002")
@@ -86,8 +87,8 @@ func TestMulticastLoopback(t *testing.T) {
 	// Expiry (a broker that stops without a word) is TestMulticastExpiry's.
 
 	s := src.Stats()
-	if s.OtherCluster == 0 || s.Malformed != 2 || s.Received < s.OtherCluster+s.Malformed {
-		t.Errorf("Stats() = %+v; want other clusters counted and 2 malformed", s)
+	if s.OtherCluster != 1 || s.Malformed != 2 || s.Received < 3 {
+		t.Errorf("Stats() = %+v; want 1 of another cluster and 2 malformed", s)
 	}
 }
 
