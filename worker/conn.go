@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,8 @@ type conn struct {
 	waker    *zsock.Waker
 	out      chan outMsg   // replies and partials from the pool, in order per request
 	done     chan struct{} // closed when the loop has stopped
+	stop     chan struct{} // closed when the worker leaves this broker
+	stopOnce sync.Once
 	epoch    atomic.Uint64 // the current socket's generation; 0 while there is none
 
 	// loop-owned
@@ -73,6 +76,7 @@ func newConn(w *Worker, endpoint string, jobs chan<- *job) (*conn, error) {
 		waker:    wk,
 		out:      make(chan outMsg, 4*w.opts.concurrency+16),
 		done:     make(chan struct{}),
+		stop:     make(chan struct{}),
 		idle:     zsock.NewPoller(wk.Socket()),
 		backoff:  w.opts.reconnectMin,
 	}, nil
@@ -162,6 +166,8 @@ func (c *conn) stopNow(ctx context.Context) bool {
 	}
 	select {
 	case <-c.w.quit:
+		return true
+	case <-c.stop:
 		return true
 	default:
 	}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -29,6 +30,7 @@ type options struct {
 	reconnectMax time.Duration
 	limits       mdp.Limits
 	logger       *slog.Logger
+	discovery    BrokerSource
 }
 
 func defaultOptions() options {
@@ -45,8 +47,9 @@ func defaultOptions() options {
 
 // WithBroker sets the broker endpoints to connect to (ZeroMQ endpoints such
 // as "tcp://10.0.0.5:5555"). The default is "tcp://127.0.0.1:5555". The worker
-// currently connects to the first endpoint only; the others are reserved for
-// multi-broker operation. An empty list keeps the default.
+// keeps one connection to each, with its full credit on each, and serves
+// requests from all of them with one handler pool. An empty list keeps the
+// default.
 func WithBroker(endpoints ...string) Option {
 	return func(o *options) {
 		if len(endpoints) > 0 {
@@ -104,6 +107,20 @@ func WithReconnect(min, max time.Duration) Option {
 // mdp.DefaultLimits().
 func WithLimits(l mdp.Limits) Option {
 	return func(o *options) { o.limits = l }
+}
+
+// BrokerSource tells a worker which brokers exist; discovery.Source is one.
+// Watch blocks until ctx ends, calling fn with the full set of broker
+// endpoints whenever it changes, from one goroutine at a time.
+type BrokerSource interface {
+	Watch(ctx context.Context, fn func(endpoints []string)) error
+}
+
+// WithDiscovery makes the worker serve every broker src reports, joining
+// new ones as they appear and leaving those that go, in addition to the
+// endpoints of WithBroker (which src's first report replaces).
+func WithDiscovery(src BrokerSource) Option {
+	return func(o *options) { o.discovery = src }
 }
 
 // WithLogger sets the logger; the default is slog.Default(). Each record

@@ -203,3 +203,72 @@ func TestRealBrokerRestart(t *testing.T) {
 		t.Errorf("Stats().Reconnects = %d; want at least 1", s.Reconnects)
 	}
 }
+
+// workersOf returns how many workers of tea broker b has.
+func workersOf(t *testing.T, b *broker.Broker) int {
+	t.Helper()
+	s, err := b.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range s.Services {
+		if svc.Name == "tea" {
+			return svc.Workers
+		}
+	}
+	return 0
+}
+
+func waitWorkersOf(t *testing.T, b *broker.Broker, want int) {
+	t.Helper()
+	until := time.Now().Add(waitFor)
+	for workersOf(t, b) != want {
+		if time.Now().After(until) {
+			t.Fatalf("broker has %d tea workers; want %d", workersOf(t, b), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// staticSource is a BrokerSource whose set the test changes.
+type staticSource struct{ sets chan []string }
+
+func (s staticSource) Watch(ctx context.Context, fn func([]string)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case set := <-s.sets:
+			fn(set)
+		}
+	}
+}
+
+func TestServesEveryBroker(t *testing.T) {
+	b1, ep1 := testbroker.Start(t)
+	b2, ep2 := testbroker.Start(t)
+	b3, ep3 := testbroker.Start(t)
+	src := staticSource{sets: make(chan []string)}
+	w := realWorker(t, ep1)
+	w.opts.endpoints = []string{ep1, ep2}
+	w.opts.discovery = src
+	startReal(t, w)
+	waitWorkersOf(t, b1, 1)
+	waitWorkersOf(t, b2, 1)
+	for _, ep := range []string{ep1, ep2} {
+		if r := newRawClient(t, ep).callUntilOK("echo", "via "+ep); string(r.Payload) != "via "+ep {
+			t.Fatalf("call via %s = %q", ep, r.Payload)
+		}
+	}
+
+	// Discovery reports a new set: join b3, leave b1.
+	src.sets <- []string{ep2, ep3}
+	waitWorkersOf(t, b3, 1)
+	waitWorkersOf(t, b1, 0) // the worker said DISCONNECT
+	if r := newRawClient(t, ep3).callUntilOK("echo", "new"); string(r.Payload) != "new" {
+		t.Fatalf("call via the joined broker = %q", r.Payload)
+	}
+	if n := workersOf(t, b2); n != 1 {
+		t.Fatalf("the broker kept in the set has %d workers; want 1", n)
+	}
+}

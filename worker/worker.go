@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,9 +36,13 @@ type Worker struct {
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
+	stopped   bool // Run is stopping: no new connections
 	conns     []*conn
-	runDone   chan struct{} // closed when Run returns
-	loopsDone chan struct{} // closed when every connection loop has stopped
+	jobs      chan *job       // the handler pool's queue, shared by every connection
+	runCtx    context.Context // Run's context, for connection loops
+	loops     sync.WaitGroup  // connection loops
+	runDone   chan struct{}   // closed when Run returns
+	loopsDone chan struct{}   // closed when every connection loop has stopped
 
 	drain     chan struct{} // closed by Shutdown
 	drainOnce sync.Once
@@ -138,15 +144,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker %q: Run called twice", w.service)
 	}
 	w.started = true
-	jobs := make(chan *job, w.opts.concurrency)
-	// One connection per broker; multi-broker operation will add one per
-	// endpoint here, all feeding the same pool.
-	c, err := newConn(w, w.opts.endpoints[0], jobs)
-	if err != nil {
-		w.mu.Unlock()
-		return fmt.Errorf("worker %q: %w", w.service, err)
-	}
-	w.conns = []*conn{c}
+	// Each broker may hand the worker up to its credit, so the pool's queue
+	// has room for that many per broker, up to maxBrokers of them; beyond
+	// that a request is answered "overloaded" rather than block a loop.
+	w.jobs = make(chan *job, w.opts.concurrency*maxBrokers)
+	w.runCtx = ctx
 	w.runDone = make(chan struct{})
 	w.loopsDone = make(chan struct{})
 	w.mu.Unlock()
@@ -160,35 +162,110 @@ func (w *Worker) Run(ctx context.Context) error {
 		pool.Add(1)
 		go func() {
 			defer pool.Done()
-			for j := range jobs {
+			for j := range w.jobs {
 				w.serve(base, j)
 			}
 		}()
 	}
 
-	stopWake := context.AfterFunc(ctx, w.wakeAll)
-	var loops sync.WaitGroup
-	for _, c := range w.conns {
-		loops.Add(1)
+	if err := w.SetBrokers(w.opts.endpoints); err != nil {
+		w.log.Error("worker: brokers", "err", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watcher sync.WaitGroup
+	if src := w.opts.discovery; src != nil {
+		watcher.Add(1)
 		go func() {
-			defer loops.Done()
-			c.loop(ctx)
+			defer watcher.Done()
+			err := src.Watch(watchCtx, func(endpoints []string) {
+				if err := w.SetBrokers(endpoints); err != nil {
+					w.log.Error("worker: brokers from discovery", "err", err)
+				}
+			})
+			if err != nil && watchCtx.Err() == nil {
+				w.log.Error("worker: discovery stopped", "err", err)
+			}
 		}()
 	}
-	loops.Wait()
+
+	stopWake := context.AfterFunc(ctx, w.wakeAll)
+	select { // until the worker is told to stop, however many brokers come and go
+	case <-ctx.Done():
+	case <-w.quit:
+	case <-w.drain:
+	}
+	stopWatch()
+	watcher.Wait()
+	w.mu.Lock()
+	w.stopped = true // SetBrokers adds no connection from now on
+	w.mu.Unlock()
+	w.wakeAll()
+	w.loops.Wait()
 	close(w.loopsDone)
 	stopWake()
 
 	cancel() // handlers still running are abandoned: their replies have nowhere to go
-	close(jobs)
+	close(w.jobs)
 	pool.Wait()
-	for _, c := range w.conns {
-		c.waker.Close()
-	}
 	if w.stopping() {
 		return nil
 	}
 	return ctx.Err()
+}
+
+// maxBrokers is how many brokers' credit the handler pool's queue holds.
+const maxBrokers = 16
+
+// SetBrokers makes the worker serve exactly the given brokers: it connects
+// to new endpoints and disconnects from the ones no longer listed (requests
+// in flight from those are abandoned, as when a broker dies). It is how a
+// discovery source drives a running worker, and is safe for concurrent use;
+// before Run it replaces the endpoints Run will connect to.
+func (w *Worker) SetBrokers(endpoints []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started {
+		w.opts.endpoints = slices.Clone(endpoints)
+		return nil
+	}
+	if w.stopped {
+		return domo.ErrClosed
+	}
+	want := make(map[string]bool, len(endpoints))
+	for _, ep := range endpoints {
+		want[ep] = true
+	}
+	kept := make([]*conn, 0, len(w.conns)) // wakeAll may hold the old slice
+	for _, c := range w.conns {
+		if want[c.endpoint] {
+			kept = append(kept, c)
+			delete(want, c.endpoint)
+			continue
+		}
+		w.log.Info("worker: leaving broker", "broker", c.endpoint)
+		c.stopOnce.Do(func() { close(c.stop) })
+		c.waker.Wake()
+	}
+	w.conns = kept
+	var errs []error
+	for _, ep := range endpoints {
+		if !want[ep] {
+			continue
+		}
+		delete(want, ep) // a duplicate endpoint gets one connection
+		c, err := newConn(w, ep, w.jobs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("worker %q: %w", w.service, err))
+			continue
+		}
+		w.conns = append(w.conns, c)
+		w.loops.Add(1)
+		go func() {
+			defer w.loops.Done()
+			c.loop(w.runCtx)
+		}()
+	}
+	return errors.Join(errs...)
 }
 
 // Shutdown stops the worker gracefully: requests that arrive from now on are

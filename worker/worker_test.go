@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -280,7 +281,7 @@ func TestOverCredit(t *testing.T) {
 	b := newFakeBroker(t)
 	w := newWorker(b, WithConcurrency(1))
 	release := make(chan struct{})
-	started := make(chan struct{}, 4)
+	started := make(chan struct{}, 64)
 	w.HandleFunc("hold", func(ctx context.Context, req *Request) ([]byte, error) {
 		started <- struct{}{}
 		select {
@@ -291,25 +292,29 @@ func TestOverCredit(t *testing.T) {
 		}
 	})
 	id := start(t, b, w)
-	// One runs, one waits in the pool's queue (capacity = concurrency), the
-	// third finds no room.
+	// One runs, concurrency*maxBrokers wait in the pool's queue (room for
+	// the credit of every broker), the next finds no room.
 	b.call(id, "h0", "hold", "0", "")
 	select {
 	case <-started:
 	case <-time.After(waitFor):
 		t.Fatal("first request never started")
 	}
-	b.call(id, "h1", "hold", "1", "")
-	b.call(id, "h2", "hold", "2", "")
-	r := b.expectReply(mdp.Reply, "h2")
+	queued := maxBrokers // concurrency 1
+	for i := 1; i <= queued; i++ {
+		b.call(id, fmt.Sprint("h", i), "hold", fmt.Sprint(i), "")
+	}
+	over := fmt.Sprint(queued + 1)
+	b.call(id, "h"+over, "hold", over, "")
+	r := b.expectReply(mdp.Reply, "h"+over)
 	if string(r.Status) != string(domo.CodeOverloaded) {
 		t.Fatalf("request over the credit: %s %s; want overloaded", r.Status, r.Payload)
 	}
-	headersEqual(t, r.Headers, mdp.AppendHeader(nil, mdp.HeaderID, "2"))
+	headersEqual(t, r.Headers, mdp.AppendHeader(nil, mdp.HeaderID, over))
 	close(release)
-	for _, addr := range []string{"h0", "h1"} {
-		if r := b.expectReply(mdp.Reply, addr); !r.OK() {
-			t.Fatalf("%s: %s %s; want ok", addr, r.Status, r.Payload)
+	for i := 0; i <= queued; i++ {
+		if r := b.expectReply(mdp.Reply, fmt.Sprint("h", i)); !r.OK() {
+			t.Fatalf("h%d: %s %s; want ok", i, r.Status, r.Payload)
 		}
 	}
 	if s := w.Stats(); s.Rejected != 1 {
