@@ -20,6 +20,7 @@ func newBenchIdleCmd() *cobra.Command {
 		hold    bool
 		broker  string
 		timeout time.Duration
+		beat    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "idle",
@@ -43,7 +44,7 @@ client uses four file descriptors and one OS thread in its process.`,
 			if hold {
 				return loadgen.Hold(ctx, loadgen.HoldConfig{
 					Broker: broker, Clients: cfg.Clients, Workers: cfg.Workers,
-					Service: cfg.Service, Timeout: timeout, Logger: slog.Default(),
+					Service: cfg.Service, Heartbeat: beat, Timeout: timeout, Logger: slog.Default(),
 				}, os.Stdin, cmd.OutOrStdout())
 			}
 			exe, err := os.Executable()
@@ -54,12 +55,12 @@ client uses four file descriptors and one OS thread in its process.`,
 			cfg.Log = cmd.ErrOrStderr()
 			// The children log warnings only, to this command's stderr.
 			cfg.BrokerCmd = func(listen string) *exec.Cmd {
-				return exec.Command(exe, "--log-level", "warn", "broker", "--listen", listen)
+				return exec.Command(exe, "--log-level", "warn", "broker", "--listen", listen, "--heartbeat", beat.String())
 			}
 			cfg.HolderCmd = func(ep string, clients, workers int) *exec.Cmd {
 				return exec.Command(exe, "--log-level", "warn", "bench", "idle", "--hold", "--broker", ep,
 					"--clients", strconv.Itoa(clients), "--workers", strconv.Itoa(workers),
-					"--service", cfg.Service, "--timeout", timeout.String())
+					"--service", cfg.Service, "--heartbeat", beat.String(), "--timeout", timeout.String())
 			}
 			// Bounded: connecting, two settles and two windows, with room.
 			ctx, cancel := context.WithTimeout(ctx, 2*timeout+2*(cfg.Settle+cfg.Window)+30*time.Second)
@@ -80,6 +81,7 @@ client uses four file descriptors and one OS thread in its process.`,
 	f.IntVar(&cfg.Port, "port", 0, "broker port on 127.0.0.1 (0: a free one)")
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "quiet time before each measurement")
 	f.DurationVar(&cfg.Window, "window", 10*time.Second, "length of each CPU measurement")
+	f.DurationVar(&beat, "heartbeat", 2500*time.Millisecond, "heartbeat interval of the broker and the idle workers")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound on starting the broker and connecting everything")
 	f.BoolVar(&hold, "hold", false, "internal: be a holder process for --broker")
 	f.StringVar(&broker, "broker", "", "internal: the broker a holder connects to")

@@ -48,6 +48,9 @@ type ProcSample struct {
 	Threads int           // OS threads
 	FDs     int           // open file descriptors
 	CPU     time.Duration // utime + stime since the process started
+	// ZMQCPU is the part of CPU used by libzmq's own threads (I/O and
+	// reaper, named "ZMQbg/..."); the rest is Go's, including its cgo calls.
+	ZMQCPU time.Duration
 }
 
 // ReadProc reads the /proc entries of process pid.
@@ -82,30 +85,45 @@ func ReadProc(pid int) (ProcSample, error) {
 			s.Threads = int(n)
 		}
 	}
-	stat, err := os.ReadFile(dir + "/stat")
-	if err != nil {
+	if _, s.CPU, err = readStat(dir + "/stat"); err != nil {
 		return s, err
 	}
-	// The command name, field 2, is in parentheses and may hold spaces;
-	// utime and stime are fields 14 and 15, the 12th and 13th after it.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return s, fmt.Errorf("loadgen: %s/stat: no command name", dir)
+	if tasks, err := os.ReadDir(dir + "/task"); err == nil {
+		for _, t := range tasks {
+			comm, cpu, err := readStat(dir + "/task/" + t.Name() + "/stat")
+			if err == nil && strings.HasPrefix(comm, "ZMQbg/") {
+				s.ZMQCPU += cpu
+			}
+		}
 	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return s, fmt.Errorf("loadgen: %s/stat: %d fields", dir, len(f))
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return s, fmt.Errorf("loadgen: %s/stat: %w", dir, err)
-	}
-	s.CPU = time.Duration(utime+stime) * time.Second / clockTicks
 	if fds, err := os.ReadDir(dir + "/fd"); err == nil {
 		s.FDs = len(fds)
 	}
 	return s, nil
+}
+
+// readStat returns the command name and utime+stime of a /proc stat file.
+func readStat(path string) (string, time.Duration, error) {
+	stat, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// utime and stime are fields 14 and 15, the 12th and 13th after it.
+	i, j := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if i < 0 || j < i {
+		return "", 0, fmt.Errorf("loadgen: %s: no command name", path)
+	}
+	f := strings.Fields(string(stat[j+1:]))
+	if len(f) < 13 {
+		return "", 0, fmt.Errorf("loadgen: %s: %d fields", path, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", 0, fmt.Errorf("loadgen: %s: %w", path, err)
+	}
+	return string(stat[i+1 : j]), time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
 // IdleSample is a process's state at the end of a quiet window, and the CPU
@@ -114,14 +132,20 @@ type IdleSample struct {
 	ProcSample
 	Window  time.Duration
 	CPUUsed time.Duration // CPU time used in the window
+	ZMQUsed time.Duration // the part of CPUUsed used by libzmq's threads
 }
 
 // CPUPercent is the CPU used in the window as a percentage of one core.
-func (s IdleSample) CPUPercent() float64 {
+func (s IdleSample) CPUPercent() float64 { return s.percent(s.CPUUsed) }
+
+// ZMQPercent is the part of CPUPercent used by libzmq's threads.
+func (s IdleSample) ZMQPercent() float64 { return s.percent(s.ZMQUsed) }
+
+func (s IdleSample) percent(d time.Duration) float64 {
 	if s.Window <= 0 {
 		return 0
 	}
-	return 100 * s.CPUUsed.Seconds() / s.Window.Seconds()
+	return 100 * d.Seconds() / s.Window.Seconds()
 }
 
 // SampleIdle reads process pid's /proc entries at the start and the end of
@@ -141,7 +165,7 @@ func SampleIdle(ctx context.Context, pid int, window time.Duration) (IdleSample,
 	if err != nil {
 		return IdleSample{}, err
 	}
-	return IdleSample{ProcSample: last, Window: time.Since(t0), CPUUsed: last.CPU - first.CPU}, nil
+	return IdleSample{ProcSample: last, Window: time.Since(t0), CPUUsed: last.CPU - first.CPU, ZMQUsed: last.ZMQCPU - first.ZMQCPU}, nil
 }
 
 // HoldConfig says what one holder process opens.
@@ -150,8 +174,11 @@ type HoldConfig struct {
 	Clients int    // idle clients: each makes one mmi.service call, then waits
 	Workers int    // idle workers of Service: registered, never called
 	Service string // the idle workers' service; "idle" if empty
-	Timeout time.Duration
-	Logger  *slog.Logger // for the workers; nil discards
+	// Heartbeat is the workers' heartbeat interval (liveness 3); the
+	// worker's default, 2.5 s, if 0.
+	Heartbeat time.Duration
+	Timeout   time.Duration
+	Logger    *slog.Logger // for the workers; nil discards
 }
 
 // Idle is a set of open idle clients and workers.
@@ -197,7 +224,8 @@ func OpenIdle(ctx context.Context, cfg HoldConfig) (*Idle, error) {
 	// Workers first: the clients' calls then take the time their READYs
 	// need to arrive.
 	for range cfg.Workers {
-		w := worker.New(cfg.Service, worker.WithBroker(cfg.Broker), worker.WithConcurrency(1), worker.WithLogger(cfg.Logger))
+		w := worker.New(cfg.Service, worker.WithBroker(cfg.Broker), worker.WithConcurrency(1), worker.WithLogger(cfg.Logger),
+			worker.WithHeartbeat(cfg.Heartbeat, 3))
 		w.HandleFunc("echo", func(_ context.Context, r *worker.Request) ([]byte, error) { return r.Payload, nil })
 		h.workers = append(h.workers, w)
 		h.wg.Add(1)
@@ -313,13 +341,13 @@ func (r IdleResult) String() string {
 	fmt.Fprintf(&b, "broker pid %d on %s; %d idle clients, %d idle workers in %d holder processes, connected in %v\n",
 		r.BrokerPID, r.Endpoint, r.Clients, r.Workers, r.Holders, r.ConnectTime.Round(time.Millisecond))
 	fmt.Fprintf(&b, "broker reports %d workers (mmi.workers), %d of service workers (mmi.services)\n", r.BrokerWorkers, r.ServiceWorkers)
-	fmt.Fprintf(&b, "%-8s %10s %10s %10s %8s %6s %12s\n", "broker", "VmRSS", "RssAnon", "VmHWM", "threads", "fds", "idle CPU")
+	fmt.Fprintf(&b, "%-8s %10s %10s %10s %8s %6s %10s %10s\n", "broker", "VmRSS", "RssAnon", "VmHWM", "threads", "fds", "idle CPU", "(libzmq)")
 	for _, x := range []struct {
 		name string
 		s    IdleSample
 	}{{"before", r.Before}, {"after", r.After}} {
-		fmt.Fprintf(&b, "%-8s %10s %10s %10s %8d %6d %11.2f%%\n", x.name, mb(x.s.RSS), mb(x.s.RSSAnon), mb(x.s.HWM),
-			x.s.Threads, x.s.FDs, x.s.CPUPercent())
+		fmt.Fprintf(&b, "%-8s %10s %10s %10s %8d %6d %9.2f%% %9.2f%%\n", x.name, mb(x.s.RSS), mb(x.s.RSSAnon), mb(x.s.HWM),
+			x.s.Threads, x.s.FDs, x.s.CPUPercent(), x.s.ZMQPercent())
 	}
 	fmt.Fprintf(&b, "delta: VmRSS %+.1f MB (%.1f KB per connection), idle CPU %+.2f%% of one core over %v\n",
 		float64(r.After.RSS-r.Before.RSS)/(1<<20), r.PerConn()/1024, r.After.CPUPercent()-r.Before.CPUPercent(),
