@@ -128,7 +128,7 @@ func (m *MulticastSource) Watch(ctx context.Context, fn func(endpoints []string)
 	}
 	brokers := make(map[string]broker)
 	var last []string
-	called := false
+	called, dirty := false, false
 	check := cfg.Expiry / 4
 	buf := make([]byte, MaxBeaconSize+1)
 	nextExpire := time.Now().Add(check)
@@ -156,23 +156,33 @@ func (m *MulticastSource) Watch(ctx context.Context, fn func(endpoints []string)
 			case b.Cluster != cfg.Cluster:
 				m.stats.otherCluster.Add(1)
 			case b.Leaving:
-				delete(brokers, b.BrokerID)
+				if _, ok := brokers[b.BrokerID]; ok {
+					delete(brokers, b.BrokerID)
+					dirty = true
+				}
 			default:
-				if _, ok := brokers[b.BrokerID]; !ok && len(brokers) >= cfg.MaxBrokers {
+				old, ok := brokers[b.BrokerID]
+				if !ok && len(brokers) >= cfg.MaxBrokers {
 					m.stats.dropped.Add(1)
 					break
 				}
 				brokers[b.BrokerID] = broker{endpoint: b.Endpoint, seen: now}
+				dirty = dirty || old.endpoint != b.Endpoint
 			}
 		}
 		if !now.Before(nextExpire) {
 			for id, b := range brokers {
 				if now.Sub(b.seen) > cfg.Expiry {
 					delete(brokers, id)
+					dirty = true
 				}
 			}
 			nextExpire = now.Add(check)
 		}
+		if !dirty {
+			continue
+		}
+		dirty = false
 		cur := make([]string, 0, len(brokers))
 		for _, b := range brokers {
 			cur = append(cur, b.endpoint)

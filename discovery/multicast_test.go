@@ -54,7 +54,7 @@ func send(t *testing.T, group string, p []byte) {
 	}
 }
 
-func TestMulticastLoopback(t *testing.T) {
+func TestListenerUnicastLoopback(t *testing.T) {
 	group := loopbackGroup(t)
 	src := Multicast(ListenerConfig{Group: group, Cluster: "blue", Expiry: 300 * time.Millisecond})
 	_, await := watch(t, src)
@@ -84,7 +84,7 @@ func TestMulticastLoopback(t *testing.T) {
 	}
 	stopA()
 	await()
-	// Expiry (a broker that stops without a word) is TestMulticastExpiry's.
+	// Expiry (a broker that stops without a word) is TestListenerExpiry's.
 
 	s := src.Stats()
 	if s.OtherCluster != 1 || s.Malformed != 2 || s.Received < 3 {
@@ -92,7 +92,7 @@ func TestMulticastLoopback(t *testing.T) {
 	}
 }
 
-func TestMulticastExpiry(t *testing.T) {
+func TestListenerExpiry(t *testing.T) {
 	group := loopbackGroup(t)
 	expiry := 200 * time.Millisecond
 	src := Multicast(ListenerConfig{Group: group, Cluster: "blue", Expiry: expiry})
@@ -116,7 +116,7 @@ func TestMulticastExpiry(t *testing.T) {
 	await("tcp://127.0.0.1:2002")
 }
 
-func TestMulticastMaxBrokers(t *testing.T) {
+func TestListenerMaxBrokers(t *testing.T) {
 	group := loopbackGroup(t)
 	src := Multicast(ListenerConfig{Group: group, Expiry: time.Minute, MaxBrokers: 2})
 	_, await := watch(t, src)

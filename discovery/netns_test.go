@@ -110,10 +110,10 @@ func TestAcrossNamespaces(t *testing.T) {
 	}
 }
 
-// TestLoopbackMulticast announces and listens on the loopback interface of
+// TestMulticastOnLo announces and listens on the loopback interface of
 // one host: the setting for a one-machine demo, whose beacons cannot leave
 // the machine. A graceful stop is heard at once.
-func TestLoopbackMulticast(t *testing.T) {
+func TestMulticastOnLo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network namespaces: not in -short mode")
 	}
