@@ -18,6 +18,7 @@ func brokerFlags(cmd *cobra.Command, cfg *broker.Config) {
 	f.IntVar(&cfg.HeartbeatLiveness, "liveness", cfg.HeartbeatLiveness, "missed heartbeats before a worker is dropped")
 	f.IntVar(&cfg.QueueLimit, "queue-limit", cfg.QueueLimit, "requests queued per service before callers get 'overloaded'")
 	f.DurationVar(&cfg.RequestTTL, "request-ttl", cfg.RequestTTL, "how long a request without a deadline may wait in a queue")
+	f.DurationVar(&cfg.StartupGrace, "startup-grace", cfg.StartupGrace, "after start, how long requests for a service no worker has offered wait rather than fail 'unknown_service'")
 	f.IntVar(&cfg.Limits.MaxMessageSize, "max-message", cfg.Limits.MaxMessageSize, "largest message accepted, bytes")
 	f.IntVar(&cfg.Limits.MaxFrameSize, "max-frame", cfg.Limits.MaxFrameSize, "largest frame accepted, bytes")
 	f.IntVar(&cfg.Limits.MaxFrames, "max-frames", cfg.Limits.MaxFrames, "most frames in one message")
