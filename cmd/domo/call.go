@@ -28,8 +28,9 @@ func newCallCmd() *cobra.Command {
 			payload := []byte("{}")
 			if len(args) == 2 {
 				payload = []byte(args[1])
-				if !json.Valid(payload) {
-					return fmt.Errorf("request for %s is not valid JSON: %s", args[0], args[1])
+				var v any
+				if err := json.Unmarshal(payload, &v); err != nil {
+					return fmt.Errorf("request for %s is not valid JSON (%v): %q", args[0], err, args[1])
 				}
 			}
 			c, err := client.New(client.WithBroker(endpoint))
