@@ -32,10 +32,17 @@ func newDemoCmd() *cobra.Command {
 			ctx, stopWorkers := context.WithCancel(context.Background())
 			defer stopWorkers()
 			var wg sync.WaitGroup
+			// The workers heartbeat as the broker expects, or it would drop
+			// them whenever --heartbeat is shorter than the default.
+			wopts := []worker.Option{
+				worker.WithBroker(endpoint),
+				worker.WithHeartbeat(cfg.HeartbeatInterval, cfg.HeartbeatLiveness),
+				worker.WithLogger(slog.Default()),
+			}
 			for _, w := range []*worker.Worker{
-				tea.New(worker.WithBroker(endpoint)),
-				coffee.New(worker.WithBroker(endpoint)),
-				water.New(worker.WithBroker(endpoint)),
+				tea.New(wopts...),
+				coffee.New(wopts...),
+				water.New(wopts...),
 			} {
 				wg.Add(1)
 				go func() {
