@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,16 +34,18 @@ type Broker struct {
 	done   chan struct{} // closed when the broker has stopped
 
 	// Owned by the loop goroutine from here on.
-	services map[string]*service
-	workers  map[string]*worker
-	inFlight map[uint64]*request
-	seq      uint64
-	draining bool
-	stopped  bool
-	counters Counters
-	out      [][]byte // reused send buffer
-	in       [][]byte // reused receive buffer
-	badLog   logLimiter
+	services    map[string]*service
+	workers     map[string]*worker
+	inFlight    map[uint64]*request
+	seq         uint64
+	peers       []*peer
+	pollerStale bool // the peer set changed: wait on a new poller
+	draining    bool
+	stopped     bool
+	counters    Counters
+	out         [][]byte // reused send buffer
+	in          [][]byte // reused receive buffer
+	badLog      logLimiter
 }
 
 // New binds the configured endpoints and returns a broker ready to Run.
@@ -117,15 +120,22 @@ func (b *Broker) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { b.post(func() { b.stopped = true }) })
 	defer stop()
 
-	b.log.Info("broker started", "endpoints", b.endpoints)
-	poller := zsock.NewPoller(b.router, b.waker.Socket())
-	defer poller.Close()
+	b.log.Info("broker started", "endpoints", b.endpoints, "id", b.cfg.ID)
+	b.setPeers(b.cfg.Peers)
+	var poller *zsock.Poller
+	defer func() { poller.Close() }()
+	nextProbe := time.Now()
 	// Ticks come four times an interval, so that a heartbeat leaves between
 	// 3/4 and 1 interval after the last message, and expiry is checked
 	// promptly, however the interval and the traffic line up.
 	interval := b.cfg.HeartbeatInterval / 4
 	nextTick := time.Now().Add(interval)
 	for !b.stopped {
+		if poller == nil || b.pollerStale {
+			poller.Close()
+			poller = b.newPoller()
+		}
+		peers := b.peers // as polled: the set may change while handling
 		ready, err := poller.Wait(max(time.Until(nextTick), 0))
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
@@ -137,11 +147,20 @@ func (b *Broker) Run(ctx context.Context) error {
 		if ready[0] {
 			b.drainRouter()
 		}
+		for i, p := range peers {
+			if ready[2+i] && slices.Contains(b.peers, p) {
+				b.drainPeer(p)
+			}
+		}
 		if now := time.Now(); !now.Before(nextTick) {
 			b.tick(now)
 			nextTick = now.Add(interval)
+			if !now.Before(nextProbe) {
+				b.probePeers(now)
+				nextProbe = now.Add(b.cfg.HeartbeatInterval)
+			}
 		}
-		if b.draining && len(b.inFlight) == 0 {
+		if b.draining && len(b.inFlight) == 0 && b.forwardedCount() == 0 {
 			b.disconnectAll()
 			b.stopped = true
 		}
@@ -150,6 +169,31 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// newPoller waits on the router, the waker and every peer link.
+func (b *Broker) newPoller() *zsock.Poller {
+	socks := []*zsock.Socket{b.router, b.waker.Socket()}
+	for _, p := range b.peers {
+		socks = append(socks, p.sock)
+	}
+	b.pollerStale = false
+	return zsock.NewPoller(socks...)
+}
+
+func (b *Broker) forwardedCount() int {
+	n := 0
+	for _, p := range b.peers {
+		n += len(p.forwarded)
+	}
+	return n
+}
+
+// SetPeers replaces the broker's peers (see Config.Peers); a discovery
+// source drives it. It does not block and is safe for concurrent use.
+func (b *Broker) SetPeers(endpoints []string) {
+	endpoints = slices.Clone(endpoints)
+	b.post(func() { b.setPeers(endpoints) })
 }
 
 // drainRouter handles every message waiting on the router, up to a bound
@@ -262,6 +306,10 @@ func (b *Broker) finish() {
 func (b *Broker) closeSockets() {
 	b.router.Close()
 	b.waker.Close()
+	for _, p := range b.peers {
+		p.sock.Close()
+	}
+	b.peers = nil
 }
 
 func (b *Broker) beginDrain() {
@@ -298,6 +346,14 @@ func (b *Broker) tick(now time.Time) {
 		}
 		if now.Sub(w.lastSent) >= b.cfg.HeartbeatInterval*3/4 {
 			b.sendWorkerCommand(w, mdp.Heartbeat)
+		}
+	}
+	for _, p := range b.peers {
+		for id, r := range p.forwarded {
+			if r.expired(now) || (r.deadline.IsZero() && now.Sub(r.received) > b.cfg.RequestTTL) {
+				delete(p.forwarded, id) // the caller has given up; a late reply is dropped
+				b.counters.Expired++
+			}
 		}
 	}
 	for name, svc := range b.services {

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -33,6 +35,21 @@ type Config struct {
 	// has offered is queued rather than refused: workers need a moment to
 	// reconnect to a restarted broker.
 	StartupGrace time.Duration
+
+	// ID names the broker to its peers; empty means a random one.
+	ID string
+
+	// Peers lists the endpoints of peer brokers to offload to. A request a
+	// broker cannot serve soon (no local worker has free credit, or its queue
+	// is OffloadQueue long) goes to a peer that reported ready capacity for
+	// its service. The broker's own endpoints are ignored, so every broker of
+	// a cluster may be given the same list.
+	Peers []string
+
+	// OffloadQueue is the queue length at which requests go to peers even
+	// while local workers have credit; 0 offloads only what no local worker
+	// can take now.
+	OffloadQueue int
 
 	// Limits bound every message the broker accepts.
 	Limits mdp.Limits
@@ -76,6 +93,11 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ID == "" {
+		var id [6]byte
+		rand.Read(id[:])
+		c.ID = hex.EncodeToString(id[:])
 	}
 	return nil
 }

@@ -19,7 +19,9 @@ type request struct {
 	deadline time.Time
 	retry    bool // the caller allows redelivery
 	received time.Time
-	worker   *worker // while in flight
+	worker   *worker // while in flight at a local worker
+	peer     *peer   // while in flight at a peer broker
+	fromPeer bool    // sent by a peer broker: never offloaded again
 }
 
 func (r *request) expired(now time.Time) bool {

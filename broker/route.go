@@ -69,6 +69,7 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 	b.counters.Requests++
 	svc := b.services[string(msg.Service)]
 	r := b.newRequest(identity, msg, svc)
+	r.fromPeer = isPeer(identity)
 	now := r.received
 	switch {
 	case b.draining:
@@ -79,15 +80,13 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 		return
 	}
 	if svc == nil || !svc.known {
-		if r.envelope && now.Sub(b.started) > b.cfg.StartupGrace {
+		offered := !r.fromPeer && b.peerKnows(msg.Service)
+		if r.envelope && !offered && now.Sub(b.started) > b.cfg.StartupGrace {
 			b.counters.UnknownService++
 			b.replyError(r, domo.Errorf(domo.CodeUnknownService, "no worker offers service %q", msg.Service))
 			return
 		}
-		if svc == nil { // wait for a worker, as RFC 7 asks
-			svc = newService(string(msg.Service))
-			b.services[svc.name] = svc
-		}
+		svc = b.serviceNamed(string(msg.Service)) // wait for a worker, as RFC 7 asks
 		r.service = svc
 	}
 	if svc.queue.len() >= b.cfg.QueueLimit {
@@ -97,6 +96,19 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 	}
 	svc.queue.pushBack(r)
 	b.dispatch(svc)
+	if !r.fromPeer {
+		b.offloadWaiting(svc)
+	}
+}
+
+// serviceNamed returns the entry of service name, creating it if need be.
+func (b *Broker) serviceNamed(name string) *service {
+	svc := b.services[name]
+	if svc == nil {
+		svc = newService(name)
+		b.services[name] = svc
+	}
+	return svc
 }
 
 // newRequest records a client request. The body's frames are kept as
@@ -203,11 +215,7 @@ func (b *Broker) onReady(identity []byte, w *worker, msg *mdp.Message) {
 		return
 	}
 	name := string(msg.Service)
-	svc := b.services[name]
-	if svc == nil {
-		svc = newService(name)
-		b.services[name] = svc
-	}
+	svc := b.serviceNamed(name)
 	w = &worker{
 		identity: string(identity),
 		service:  svc,

@@ -26,6 +26,7 @@ type Counters struct {
 	LateReplies    uint64 // replies for requests no longer in flight
 	Unroutable     uint64 // sends to peers that had gone
 	SendDropped    uint64 // sends dropped because a peer's queue was full
+	Offloaded      uint64 // requests forwarded to a peer broker
 }
 
 // Stats is a snapshot of the broker's state.
@@ -36,6 +37,7 @@ type Stats struct {
 	Services  []mdp.ServiceInfo
 	Workers   []mdp.WorkerInfo
 	InFlight  int
+	Peers     []PeerInfo
 	Counters  Counters
 }
 
@@ -52,6 +54,7 @@ func (b *Broker) Stats(ctx context.Context) (Stats, error) {
 			Services:  b.serviceInfo(),
 			Workers:   b.workerInfo(),
 			InFlight:  len(b.inFlight),
+			Peers:     b.peerInfo(),
 			Counters:  b.counters,
 		}
 	}) {

@@ -85,8 +85,12 @@ func (p *Poller) init() error {
 	return nil
 }
 
-// Close releases the poller. Its sockets stay open.
+// Close releases the poller. Its sockets stay open. Closing a nil Poller
+// does nothing.
 func (p *Poller) Close() error {
+	if p == nil {
+		return nil
+	}
 	for _, s := range p.sockets {
 		if s.waker != nil {
 			s.waker.detach(p)
