@@ -77,6 +77,9 @@ func namespaces(t *testing.T) string {
 }
 
 func TestHostsAndCleanup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network namespaces: not in -short mode")
+	}
 	var names []string
 	t.Run("net", func(t *testing.T) {
 		n := netnstest.New(t, 2)
@@ -121,6 +124,9 @@ func TestHostsAndCleanup(t *testing.T) {
 }
 
 func TestStopAndKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network namespaces: not in -short mode")
+	}
 	n := netnstest.New(t, 1)
 	p := n.Hosts[0].Start(t, "addrs")
 	if _, err := p.WaitLine(10*time.Second, func(l string) bool { return strings.HasPrefix(l, "args") }); err != nil {
