@@ -97,6 +97,9 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
+// ID returns the broker's id (Config.ID, or the random one it chose).
+func (b *Broker) ID() string { return b.cfg.ID }
+
 // Endpoints returns the endpoints the broker is bound to, with wildcard
 // ports resolved. It does not block.
 func (b *Broker) Endpoints() []string { return append([]string(nil), b.endpoints...) }

@@ -29,21 +29,36 @@ func brokerFlags(cmd *cobra.Command, cfg *broker.Config) {
 
 func newBrokerCmd() *cobra.Command {
 	cfg := broker.DefaultConfig()
-	var drain time.Duration
+	var (
+		drain    time.Duration
+		announce announceFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run a broker",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := announce.check(); err != nil {
+				return err
+			}
 			cfg.Logger = slog.Default()
 			b, err := broker.New(cfg)
 			if err != nil {
+				return err
+			}
+			// Announcements stop (with a "leaving" beacon) when the signal
+			// comes, before the drain.
+			actx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			if err := announce.start(actx, b, b.ID()); err != nil {
+				b.Close()
 				return err
 			}
 			return runUntilSignal(cmd.Context(), b, drain)
 		},
 	}
 	brokerFlags(cmd, &cfg)
+	announce.bind(cmd)
 	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests in flight finish")
 	return cmd
 }

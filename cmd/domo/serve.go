@@ -39,6 +39,7 @@ func newServeCmd() *cobra.Command {
 		replicas    int
 		concurrency int
 		heartbeat   time.Duration
+		discover    string
 		drain       time.Duration
 	)
 	cmd := &cobra.Command{
@@ -48,6 +49,10 @@ func newServeCmd() *cobra.Command {
   domo serve water --replicas 2 --concurrency 64`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := parseDiscover(discover)
+			if err != nil {
+				return err
+			}
 			var workers []*worker.Worker
 			for _, name := range args {
 				newWorker, ok := exampleServices[name]
@@ -55,18 +60,24 @@ func newServeCmd() *cobra.Command {
 					return fmt.Errorf("no example service %q; there are %s", name, exampleNames())
 				}
 				for range replicas {
-					workers = append(workers, newWorker(
-						worker.WithBroker(endpoint),
+					opts := []worker.Option{
+						worker.WithBroker(strings.Split(endpoint, ",")...),
 						worker.WithConcurrency(concurrency),
 						worker.WithHeartbeat(heartbeat, 3),
-						worker.WithLogger(slog.Default())))
+						worker.WithLogger(slog.Default()),
+					}
+					if src != nil {
+						opts = append(opts, worker.WithDiscovery(src))
+					}
+					workers = append(workers, newWorker(opts...))
 				}
 			}
 			return runWorkers(cmd.Context(), workers, drain)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&endpoint, "broker", defaultBroker(), "broker endpoint ($DOMO_BROKER)")
+	f.StringVar(&endpoint, "broker", defaultBroker(), "broker endpoints, comma-separated ($DOMO_BROKER); the worker serves every one")
+	f.StringVar(&discover, "discover", "", "find brokers: static:EP,EP | dns:NAME:PORT | multicast:IFACE[@GROUP][#CLUSTER]; replaces --broker")
 	f.IntVar(&replicas, "replicas", 1, "workers per service")
 	f.IntVar(&concurrency, "concurrency", 16, "requests each worker handles at once")
 	f.DurationVar(&heartbeat, "heartbeat", 2500*time.Millisecond, "heartbeat interval (match the broker's)")
