@@ -8,7 +8,7 @@ STATICCHECK_VERSION ?= latest
 COVERPROFILE ?= cover.out
 
 # System packages: libzmq for pebbe/zmq4 (cgo), pyzmq for the interop tests.
-APT_PACKAGES := libzmq3-dev pkg-config python3-zmq
+APT_PACKAGES := libzmq3-dev pkg-config python3-zmq iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help build test race fuzz bench lint tidy cover deps demo clean
