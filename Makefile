@@ -11,7 +11,7 @@ COVERPROFILE ?= cover.out
 APT_PACKAGES := libzmq3-dev pkg-config python3-zmq iproute2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build test race fuzz bench lint tidy cover deps demo clean
+.PHONY: help build test race fuzz bench bench-e2e lint tidy cover deps demo clean
 
 help:
 	@echo 'targets:'
@@ -21,6 +21,7 @@ help:
 	@echo '  race    same as test'
 	@echo '  fuzz    run each fuzz target in $(FUZZ_PKG) for FUZZTIME ($(FUZZTIME))'
 	@echo '  bench   run the benchmarks'
+	@echo '  bench-e2e  end-to-end load, one process per role (scripts/bench-e2e.sh)'
 	@echo '  lint    gofmt, go vet, staticcheck (skipped if it cannot be installed)'
 	@echo '  tidy    go mod tidy; fail if go.mod or go.sum changed'
 	@echo '  cover   test with coverage into $(COVERPROFILE)'
@@ -45,6 +46,11 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# End to end, one process per role on 127.0.0.1 (see docs/benchmarks.md).
+bench-e2e: build
+	scripts/bench-e2e.sh
+
 
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then \
