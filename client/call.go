@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,10 +19,28 @@ import (
 // result in ch, both under Client.mu; a caller that gives up removes it
 // itself, or, finding it gone, takes the result already in ch. So ch is
 // empty whenever a call is back in the pool.
+//
+// The loop records where the request went (cn) and, for a Retry call, keeps
+// its encoded request (om) for a re-send; these fields are guarded by
+// Client.mu, and whoever removes the call from pending releases om (the
+// loop takes om out of the call while it sends it, so it is never released
+// under the loop's feet).
 type call struct {
 	ch     chan result // one slot; unused by streams
 	timer  *time.Timer // WithTimeout's timer, for a ctx without a deadline
 	stream *Stream     // set for a stream, which is not pooled
+
+	retry    bool      // the caller allows a re-send (Retry)
+	deadline time.Time // the request's deadline
+	attempt  int       // attempts sent, 1 for the first
+	cn       *conn     // the broker the request was last sent to; nil while not out
+	om       *outMsg   // the request, kept for a re-send (Retry calls only)
+}
+
+// putCall resets cl and returns it to the pool. cl is out of pending.
+func putCall(cl *call) {
+	cl.retry, cl.deadline, cl.attempt, cl.cn, cl.om = false, time.Time{}, 0, nil, nil
+	callPool.Put(cl)
 }
 
 type result struct {
@@ -47,6 +66,12 @@ type outMsg struct {
 	id      uint64      // request id; 0 for a Raw call
 	raw     bool
 	service []byte
+
+	// For re-encoding with an attempt header (setAttempt).
+	version mdp.Version
+	method  []byte
+	payload []byte
+	hdrLen  int // length of hdr without an attempt header
 }
 
 const maxPooledBuf = 64 << 10
@@ -68,7 +93,22 @@ func (om *outMsg) release() {
 		om.hdr = nil
 	}
 	om.id, om.raw, om.service = 0, false, nil
+	om.method, om.payload, om.hdrLen = nil, nil, 0
 	outPool.Put(om)
+}
+
+// setAttempt re-encodes om, an enveloped request, with the attempt header
+// set to n: same id, same deadline, same everything else.
+func (om *outMsg) setAttempt(n int) {
+	var num [20]byte
+	om.hdr = mdp.AppendHeader(om.hdr[:om.hdrLen], mdp.HeaderAttempt, strconv.AppendInt(num[:0], int64(n), 10))
+	rb := mdp.RequestBody{Method: om.method, Headers: om.hdr, Payload: om.payload}
+	om.body = rb.Append(om.body[:0])
+	msg := mdp.Message{Role: mdp.Client, Version: om.version, Command: mdp.Request, Service: om.service, Body: om.body}
+	frames, err := msg.Append(om.frames[:0])
+	if err == nil { // it encoded before with a shorter header frame
+		om.frames = frames
+	}
 }
 
 // Call calls method ("service.method") with in encoded as JSON and decodes
@@ -126,17 +166,20 @@ func (c *Client) invoke(ctx context.Context, name string, payload []byte, copyPa
 		deadline = time.Now().Add(c.opts.timeout)
 	}
 	id := c.seq.Add(1)
-	om, err := c.encode(1, service, method, payload, copyPayload, id, deadline, collect(opts))
+	co := collect(opts)
+	om, err := c.encode(1, service, method, payload, copyPayload, id, deadline, co)
 	if err != nil {
 		return nil, c.fail(name, err)
 	}
 
 	cl := callPool.Get().(*call)
+	cl.retry = co != nil && co.retry
+	cl.deadline = deadline
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		om.release()
-		callPool.Put(cl)
+		putCall(cl)
 		return nil, c.fail(name, domo.ErrClosed)
 	}
 	c.pending[id] = cl
@@ -157,7 +200,7 @@ func (c *Client) invoke(ctx context.Context, name string, payload []byte, copyPa
 	select {
 	case r := <-cl.ch:
 		cl.timer.Stop()
-		callPool.Put(cl)
+		putCall(cl)
 		if r.err != nil {
 			return nil, c.fail(name, r.err)
 		}
@@ -178,13 +221,28 @@ func (c *Client) abandon(id uint64, cl *call) {
 	c.mu.Lock()
 	_, waiting := c.pending[id]
 	if waiting {
-		delete(c.pending, id)
+		c.dropLocked(id, cl)
 	}
 	c.mu.Unlock()
 	if !waiting {
 		<-cl.ch // delivered under the lock before we looked; never blocks
 	}
-	callPool.Put(cl)
+	putCall(cl)
+}
+
+// dropLocked removes call cl, with request id id, from pending: it no
+// longer counts as in flight on its broker, and its kept request is
+// released. c.mu is held.
+func (c *Client) dropLocked(id uint64, cl *call) {
+	delete(c.pending, id)
+	if cl.cn != nil {
+		cl.cn.inflight.Add(-1)
+		cl.cn = nil
+	}
+	if cl.om != nil {
+		cl.om.release()
+		cl.om = nil
+	}
 }
 
 // fail counts an error and wraps it with the method name.
@@ -286,5 +344,6 @@ func (c *Client) encode(v mdp.Version, service, method string, payload []byte, c
 		return nil, err
 	}
 	om.id = id
+	om.version, om.service, om.method, om.payload, om.hdrLen = v, svc, meth, payload, len(h)
 	return om, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +16,10 @@ import (
 	"github.com/domo-framework/domo/mdp"
 )
 
-// Client calls methods through a broker. It keeps one connection, owned by
-// one goroutine, over which any number of calls are in flight at once.
-// All methods are safe for concurrent use.
+// Client calls methods through one or more brokers. It keeps one
+// connection per broker, all owned by one goroutine, and carries any number
+// of calls in flight at once over them, spread over the brokers that are
+// alive. All methods are safe for concurrent use.
 type Client struct {
 	opts   options
 	prefix string // request id prefix: 8 random hex digits and "-"
@@ -31,35 +33,53 @@ type Client struct {
 	rawCh    chan result
 	sendq    chan *outMsg
 	waker    *zsock.Waker
-	conns    []*conn // one per broker; the loop owns their sockets
-	active   int     // index in conns that requests go to
+	conns    []*conn  // one per broker; the loop owns them and changes the slice under mu
+	want     []string // endpoints SetBrokers asked for, until the loop applies them
+	wantSet  bool
 	quit     chan struct{}
 	loopDone chan struct{}
 	once     sync.Once
 
-	stats struct {
-		calls, errors, late, malformed atomic.Uint64
-	}
-}
+	watchCancel context.CancelFunc // stops WithDiscovery's goroutine
+	watchDone   chan struct{}
 
-// conn is the connection to one broker.
-type conn struct {
-	endpoint string
-	sock     *zsock.Socket
+	// Owned by the loop.
+	poller  *zsock.Poller
+	polled  []*conn     // the conns of poller, in its order after the waker
+	backlog []sendItem  // requests no broker could take yet, in order
+	retries []retryItem // Retry calls to send again, each not before its time
+	rr      int         // where pick starts, for round-robin among equals
+
+	stats struct {
+		calls, errors, late, malformed, retries, failovers atomic.Uint64
+	}
 }
 
 // Stats is a snapshot of a Client's counters.
 type Stats struct {
-	Calls     uint64 // requests sent: calls, streams and raw calls
+	Calls     uint64 // requests sent: calls, streams and raw calls (a retried call counts once)
 	Errors    uint64 // calls and streams that ended in an error, remote or local
-	Late      uint64 // replies that matched no waiting call (its caller had given up)
-	Malformed uint64 // messages from the broker dropped as malformed or over the limits
+	Late      uint64 // replies that matched no waiting call (its caller had given up, or another attempt answered first)
+	Malformed uint64 // messages from a broker dropped as malformed or over the limits
+	Retries   uint64 // requests sent again (Retry calls), after their broker died, was removed or answered "unavailable"
+	Failovers uint64 // Retry calls moved off a broker that died or was removed
 	InFlight  int    // calls and streams waiting for replies now
+	Brokers   []BrokerStats
 }
 
-// New creates a Client connected to the broker and starts its loop. It does
-// not block on the network: the connection is made in the background and
-// requests made before it is up wait in ZeroMQ's queue. Close releases it.
+// BrokerStats is the state of the connection to one broker.
+type BrokerStats struct {
+	Endpoint string
+	Alive    bool // heard from within the liveness period: it gets calls
+	InFlight int  // calls and streams sent to it and not answered
+}
+
+// New creates a Client and starts its loop. It does not block on the
+// network: connections are made in the background. A broker gets calls
+// once it has answered (its first answer to a probe proves it alive); until
+// some broker is alive, calls wait for one, within their deadlines. With
+// WithDiscovery, New also starts the goroutine that follows the source.
+// Close releases the client.
 func New(opts ...Option) (*Client, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -84,45 +104,87 @@ func New(opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	c.waker = w
-	// One connection for now: the first endpoint. Failover will open one
-	// conn per endpoint here and move c.active between them.
-	cn, err := c.dial(o.endpoints[0])
-	if err != nil {
-		w.Close()
-		return nil, err
+	endpoints := o.endpoints
+	if o.discovery != nil && !o.explicit {
+		endpoints = nil // the source's first report says where the brokers are
 	}
-	c.conns = []*conn{cn}
+	for _, ep := range endpoints {
+		cn, err := c.dial(ep)
+		if err != nil {
+			for _, cn := range c.conns {
+				cn.sock.Close()
+			}
+			w.Close()
+			return nil, err
+		}
+		c.conns = append(c.conns, cn)
+	}
 	go c.loop()
+	if o.discovery != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.watchCancel, c.watchDone = cancel, make(chan struct{})
+		go c.watch(ctx)
+	}
 	return c, nil
 }
 
-func (c *Client) dial(endpoint string) (*conn, error) {
-	s, err := zsock.New(zsock.Dealer)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+// SetBrokers makes endpoints the set of brokers the client uses: it
+// connects to the new ones and closes the connections to those not in the
+// set, whose calls in flight fail with domo.ErrUnavailable or, if made with
+// Retry, are sent again to another broker, as for a dead broker. An empty
+// set leaves the client with no broker: calls wait, within their deadlines,
+// for a later SetBrokers. An endpoint that cannot be connected to (a
+// malformed one) is logged and skipped. SetBrokers does not block on the
+// network, is safe for concurrent use, and does nothing after Close.
+func (c *Client) SetBrokers(endpoints []string) {
+	eps := dedupe(endpoints)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
 	}
-	so := zsock.Options{ReconnectIvl: 100 * time.Millisecond, ReconnectIvlMax: 5 * time.Second}
-	// libzmq drops the connection on a frame above this size; smaller
-	// violations of the limits are counted and dropped by handle.
-	if l := max(c.opts.limits.MaxFrameSize, c.opts.limits.MaxMessageSize); l > 0 {
-		so.MaxMessageSize = int64(l)
-	}
-	if err := s.Apply(so); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	if err := s.Connect(endpoint); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	return &conn{endpoint: endpoint, sock: s}, nil
+	c.want, c.wantSet = eps, true
+	c.mu.Unlock()
+	c.waker.Wake()
 }
 
-// Close fails every pending call, stream and raw call with domo.ErrClosed,
-// stops the loop and closes the socket. It blocks until the loop has
-// stopped, is safe for concurrent use and idempotent; it always returns nil.
+// watch follows WithDiscovery's source until Close.
+func (c *Client) watch(ctx context.Context) {
+	defer close(c.watchDone)
+	for {
+		err := c.opts.discovery.Watch(ctx, c.SetBrokers)
+		if ctx.Err() != nil {
+			return
+		}
+		c.opts.logger.Warn("client: discovery failed; trying again in a second", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func dedupe(endpoints []string) []string {
+	out := make([]string, 0, len(endpoints))
+	for _, ep := range endpoints {
+		if ep != "" && !slices.Contains(out, ep) {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// Close stops following WithDiscovery's source, fails every pending call,
+// stream and raw call with domo.ErrClosed, stops the loop and closes the
+// sockets. It blocks until the loop has stopped, is safe for concurrent use
+// and idempotent; it always returns nil.
 func (c *Client) Close() error {
 	c.once.Do(func() {
+		if c.watchCancel != nil {
+			c.watchCancel()
+			<-c.watchDone
+		}
 		c.mu.Lock()
 		c.closed = true
 		for id, cl := range c.pending {
@@ -130,7 +192,7 @@ func (c *Client) Close() error {
 				c.finishLocked(cl.stream, domo.ErrClosed)
 				continue
 			}
-			delete(c.pending, id)
+			c.dropLocked(id, cl)
 			cl.ch <- result{err: domo.ErrClosed}
 		}
 		c.raw.closeLocked(c)
@@ -152,13 +214,20 @@ func (c *Client) Close() error {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	n := len(c.pending)
+	brokers := make([]BrokerStats, len(c.conns))
+	for i, cn := range c.conns {
+		brokers[i] = BrokerStats{Endpoint: cn.endpoint, Alive: cn.alive.Load(), InFlight: int(cn.inflight.Load())}
+	}
 	c.mu.Unlock()
 	return Stats{
 		Calls:     c.stats.calls.Load(),
 		Errors:    c.stats.errors.Load(),
 		Late:      c.stats.late.Load(),
 		Malformed: c.stats.malformed.Load(),
+		Retries:   c.stats.retries.Load(),
+		Failovers: c.stats.failovers.Load(),
 		InFlight:  n,
+		Brokers:   brokers,
 	}
 }
 
@@ -182,24 +251,18 @@ func (c *Client) enqueue(ctx context.Context, timer <-chan time.Time, om *outMsg
 	return nil
 }
 
-// loop owns the sockets: it sends what callers queue and routes replies to
-// them. It is the only goroutine that touches a zsock.Socket of c.
+// loop owns the sockets: it sends what callers queue to the brokers that
+// are alive, routes replies to their callers, probes silent brokers and
+// moves calls off dead ones. It is the only goroutine that touches a
+// zsock.Socket of c.
 func (c *Client) loop() {
 	defer close(c.loopDone)
-	socks := []*zsock.Socket{c.waker.Socket()}
-	for _, cn := range c.conns {
-		socks = append(socks, cn.sock)
-	}
-	poller := zsock.NewPoller(socks...)
-	defer poller.Close()
-	var held *outMsg // a request the socket had no room for
+	c.rebuildPoller()
+	defer func() { c.poller.Close() }()
 	var rbuf [][]byte
+	blocked := false // the backlog is waiting for a broker with room
 	for {
-		timeout := time.Duration(-1)
-		if held != nil {
-			timeout = time.Millisecond // retry the send soon
-		}
-		ready, err := poller.Wait(timeout)
+		ready, err := c.poller.Wait(c.timeout(time.Now(), blocked))
 		if err != nil {
 			select {
 			case <-c.quit:
@@ -218,51 +281,157 @@ func (c *Client) loop() {
 			return
 		default:
 		}
-		held = c.flush(held)
-		for i, cn := range c.conns {
+		for i, cn := range c.polled {
 			if ready[i+1] {
 				rbuf = c.drain(cn, rbuf)
 			}
 		}
+		c.applyBrokers()
+		now := time.Now()
+		c.tick(now)
+		c.dueRetries(now)
+		blocked = c.flush()
 	}
 }
 
-// flush sends held, then everything queued, until the socket would block.
-// It returns the message that could not be sent yet, if any.
-func (c *Client) flush(held *outMsg) *outMsg {
-	if held != nil && !c.send(held) {
-		return held
+// timeout is how long the loop may wait: until the next probe, liveness
+// check or retry, or a millisecond when requests wait for room on a broker
+// that is alive.
+func (c *Client) timeout(now time.Time, blocked bool) time.Duration {
+	if blocked && c.anyAlive() {
+		return time.Millisecond
 	}
+	var next time.Time
+	earliest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, cn := range c.conns {
+		earliest(c.probeAt(cn))
+		if cn.alive.Load() {
+			earliest(cn.lastRecv.Add(c.deadAfter()))
+		}
+	}
+	for _, r := range c.retries {
+		earliest(r.at)
+	}
+	if next.IsZero() {
+		return -1
+	}
+	return max(next.Sub(now), 0)
+}
+
+// sendItem is a request on its way to a broker: a new one, or a Retry
+// call's next attempt, which prefers a broker other than avoid.
+type sendItem struct {
+	om    *outMsg
+	avoid *conn
+}
+
+// flush sends the backlog, then everything queued, until no broker can
+// take the next request. It reports whether requests are left waiting.
+func (c *Client) flush() bool {
+	for _, cn := range c.conns {
+		cn.full = false
+	}
+	for len(c.backlog) > 0 {
+		if !c.dispatch(c.backlog[0]) {
+			return true
+		}
+		c.backlog[0] = sendItem{}
+		c.backlog = c.backlog[1:]
+	}
+	c.backlog = nil
 	for {
 		select {
 		case om := <-c.sendq:
-			if !c.send(om) {
-				return om
+			it := sendItem{om: om}
+			if !c.dispatch(it) {
+				c.backlog = append(c.backlog, it)
+				return true
 			}
 		default:
-			return nil
+			return false
 		}
 	}
 }
 
-// send sends om without blocking. It returns false if the socket has no
-// room; on any other outcome om is finished with.
-func (c *Client) send(om *outMsg) bool {
-	cn := c.conns[c.active]
-	err := cn.sock.Send(om.frames, false)
-	if errors.Is(err, zsock.ErrAgain) {
-		return false
-	}
-	if err != nil {
+// dispatch sends it to the best broker that is alive and has room. It
+// returns false, keeping it, if there is none; on any other outcome the
+// request is finished with (sent, or its call failed or gone).
+func (c *Client) dispatch(it sendItem) bool {
+	om := it.om
+	for {
+		cn := c.pick(it.avoid)
+		if cn == nil {
+			return false
+		}
+		// Record where the request goes before it can be answered.
+		c.mu.Lock()
+		var cl *call
+		keep := false // a Retry call's request is kept for a re-send
+		if om.raw {
+			if c.raw.phase != rawIdle {
+				c.raw.cn = cn
+			}
+		} else {
+			cl = c.pending[om.id]
+			if cl == nil { // its caller gave up
+				c.mu.Unlock()
+				om.release()
+				return true
+			}
+			cl.cn = cn
+			cn.inflight.Add(1)
+			keep = cl.retry
+		}
+		c.mu.Unlock()
+
+		err := cn.sock.Send(om.frames, false)
+		if err == nil {
+			if keep {
+				c.mu.Lock()
+				if c.pending[om.id] == cl && cl.om == nil {
+					cl.om, om = om, nil // kept for a re-send
+				}
+				c.mu.Unlock()
+			}
+			if om != nil {
+				om.release()
+			}
+			return true
+		}
+		c.mu.Lock()
+		if cl != nil && c.pending[om.id] == cl && cl.cn == cn {
+			cl.cn = nil
+			cn.inflight.Add(-1)
+		}
+		if om.raw && c.raw.cn == cn {
+			c.raw.cn = nil
+		}
+		c.mu.Unlock()
+		if errors.Is(err, zsock.ErrAgain) {
+			// No room, or (ZMQ_IMMEDIATE) no connection: try another.
+			cn.full = true
+			continue
+		}
 		c.opts.logger.Warn("client: send failed", "broker", cn.endpoint, "err", err)
 		c.failSend(om, domo.Errorf(domo.CodeUnavailable, "send to %s: %v", cn.endpoint, err))
+		om.release()
+		return true
 	}
-	om.release()
-	return true
 }
 
-// drain receives until the socket is empty and handles each message.
+// drain receives until cn's socket is empty and handles each message. Any
+// message, even a malformed one, proves the broker alive.
 func (c *Client) drain(cn *conn, rbuf [][]byte) [][]byte {
+	heard := false
+	defer func() {
+		if heard {
+			c.heard(cn, time.Now())
+		}
+	}()
 	for {
 		var err error
 		rbuf, err = cn.sock.Recv(rbuf, false)
@@ -275,7 +444,8 @@ func (c *Client) drain(cn *conn, rbuf [][]byte) [][]byte {
 			clear(rbuf)
 			return rbuf
 		}
-		c.handle(rbuf)
+		heard = true
+		c.handle(cn, rbuf)
 		clear(rbuf) // drop references to the frames, now owned by callers
 	}
 }
@@ -290,9 +460,9 @@ func (c *Client) late(what string) {
 	c.opts.logger.Debug("client: dropped reply", "reason", what)
 }
 
-// handle routes one message from the broker. Frames from the network are
+// handle routes one message from broker cn. Frames from the network are
 // untrusted: anything unexpected is counted and dropped.
-func (c *Client) handle(frames [][]byte) {
+func (c *Client) handle(cn *conn, frames [][]byte) {
 	if err := c.opts.limits.Check(frames); err != nil {
 		c.malformed("over limits", err)
 		return
@@ -314,6 +484,10 @@ func (c *Client) handle(frames [][]byte) {
 		final = false
 	default:
 		c.malformed("unexpected command", fmt.Errorf("%s in MDP/0.%d", msg.Command, msg.Version))
+		return
+	}
+	if cn.probes > 0 && msg.Version == 1 && string(msg.Service) == mdp.MMIService && !mdp.IsEnvelope(msg.Body) {
+		cn.probes-- // the answer to a probe: it has done its work
 		return
 	}
 	rep, err := mdp.ParseReply(msg.Body)
@@ -344,11 +518,14 @@ func (c *Client) handle(frames [][]byte) {
 		c.late("reply with a foreign id")
 		return
 	}
-	c.deliver(id, final, &rep)
+	c.deliver(cn, id, final, &rep)
 }
 
-// deliver completes the call or feeds the stream with request id id.
-func (c *Client) deliver(id uint64, final bool, rep *mdp.ReplyBody) {
+// deliver completes the call or feeds the stream with request id id, from
+// broker cn. The first final reply completes a call; a Retry call answered
+// "unavailable" by the broker it was last sent to is sent again instead,
+// while its deadline allows.
+func (c *Client) deliver(cn *conn, id uint64, final bool, rep *mdp.ReplyBody) {
 	var r result
 	if rep.OK() {
 		r.payload = rep.Payload
@@ -371,7 +548,10 @@ func (c *Client) deliver(id uint64, final bool, rep *mdp.ReplyBody) {
 		c.late("partial reply to a call")
 		return
 	}
-	delete(c.pending, id)
+	if r.err != nil && cl.retry && cl.cn == cn && errors.Is(r.err, domo.ErrUnavailable) && c.retryLocked(id, cl, cn, time.Now()) {
+		return
+	}
+	c.dropLocked(id, cl)
 	cl.ch <- r // never blocks: one slot, one delivery
 }
 
@@ -391,7 +571,7 @@ func (c *Client) failSend(om *outMsg, err error) {
 		c.finishLocked(cl.stream, err)
 		return
 	}
-	delete(c.pending, om.id)
+	c.dropLocked(om.id, cl)
 	cl.ch <- result{err: err}
 }
 

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,9 @@ type fakeBroker struct {
 	waker    *zsock.Waker
 	quit     chan struct{}
 	done     chan struct{}
+
+	probes atomic.Int64 // liveness probes received
+	mute   atomic.Bool  // receive everything, answer nothing: a stalled broker
 }
 
 // request is one message the fake broker received.
@@ -118,6 +122,18 @@ func (b *fakeBroker) loop(t testing.TB, router *zsock.Socket) {
 				continue
 			}
 			r.env, r.envErr = mdp.ParseRequest(r.msg.Body)
+			if b.mute.Load() {
+				continue
+			}
+			if r.envErr != nil && string(r.msg.Service) == mdp.MMIService && len(r.msg.Body) == 1 && string(r.msg.Body[0]) == mdp.MMIService {
+				// A client's liveness probe: answer as an RFC 8 broker.
+				b.probes.Add(1)
+				ans := encodeTo(r.identity, mdp.Message{Role: mdp.Client, Version: 1, Command: mdp.Request, Service: r.msg.Service, Body: [][]byte{[]byte(mdp.MMINotFound)}})
+				if err := router.Send(ans, true); err != nil {
+					t.Errorf("fake broker: send: %v", err)
+				}
+				continue
+			}
 			if b.handle == nil {
 				select {
 				case b.reqs <- r:

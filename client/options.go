@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -15,6 +16,13 @@ const DefaultBroker = "tcp://127.0.0.1:5555"
 // WithTimeout says otherwise.
 const DefaultTimeout = 10 * time.Second
 
+// Heartbeat defaults: a broker connection silent for DefaultHeartbeat is
+// probed, and one silent for DefaultLiveness intervals is dead.
+const (
+	DefaultHeartbeat = time.Second
+	DefaultLiveness  = 3
+)
+
 const (
 	sendQueueSize = 1024 // requests encoded and waiting for the loop
 	streamBuffer  = 256  // partial replies a Stream holds before its reader falls behind
@@ -25,7 +33,11 @@ type Option func(*options)
 
 type options struct {
 	endpoints []string
+	explicit  bool // endpoints came from WithBroker
 	timeout   time.Duration
+	heartbeat time.Duration
+	liveness  int
+	discovery BrokerSource
 	limits    mdp.Limits
 	logger    *slog.Logger
 }
@@ -34,20 +46,60 @@ func defaultOptions() options {
 	return options{
 		endpoints: []string{DefaultBroker},
 		timeout:   DefaultTimeout,
+		heartbeat: DefaultHeartbeat,
+		liveness:  DefaultLiveness,
 		limits:    mdp.DefaultLimits(),
 		logger:    slog.Default(),
 	}
 }
 
-// WithBroker sets the broker endpoints ("tcp://host:port"). The client
-// currently talks to the first; the others are kept for failover. With no
-// endpoints the option does nothing.
+// WithBroker sets the broker endpoints ("tcp://host:port"); DefaultBroker
+// unless set. The client keeps one connection to each and spreads calls over
+// those that are alive (see WithHeartbeat), failing over when one dies.
+// Duplicates are ignored; with no endpoints the option does nothing.
 func WithBroker(endpoints ...string) Option {
 	return func(o *options) {
 		if len(endpoints) > 0 {
-			o.endpoints = append([]string(nil), endpoints...)
+			o.endpoints = dedupe(endpoints)
+			o.explicit = true
 		}
 	}
+}
+
+// WithHeartbeat sets how the client watches each broker: a connection that
+// has received nothing for interval is probed with an MMI mmi.service
+// request (which any RFC 8 broker answers), and a broker silent for
+// liveness intervals is dead: it gets no more calls, and its calls in
+// flight fail with domo.ErrUnavailable or, if made with Retry, are sent
+// again to another broker. The defaults are DefaultHeartbeat and
+// DefaultLiveness; values below 1 keep them.
+func WithHeartbeat(interval time.Duration, liveness int) Option {
+	return func(o *options) {
+		if interval > 0 {
+			o.heartbeat = interval
+		}
+		if liveness >= 1 {
+			o.liveness = liveness
+		}
+	}
+}
+
+// BrokerSource tells a client which brokers exist; discovery.Source is one.
+// Watch must block until ctx ends, calling fn with the full set of broker
+// endpoints whenever it changes, from one goroutine at a time; it returns
+// when ctx ends.
+type BrokerSource interface {
+	Watch(ctx context.Context, fn func(endpoints []string)) error
+}
+
+// WithDiscovery makes the client use the brokers src reports: New runs
+// src.Watch in a goroutine of its own that calls SetBrokers with each
+// report, and Close stops it. The first report replaces the endpoints of
+// WithBroker; without WithBroker the client starts with no broker, and
+// calls wait (within their deadlines) for the first report. If Watch fails
+// it is logged and run again after a second.
+func WithDiscovery(src BrokerSource) Option {
+	return func(o *options) { o.discovery = src }
 }
 
 // WithTimeout sets how long a call may take when its context has no
@@ -89,8 +141,14 @@ type callOptions struct {
 
 type header struct{ name, value string }
 
-// Retry allows the broker to deliver the request again, to another worker,
-// if the worker handling it is lost. Use it only for idempotent methods.
+// Retry allows the request to be delivered more than once: the broker may
+// deliver it again, to another worker, if the worker handling it is lost,
+// and the client sends it again, to another broker (or the same one), if
+// its broker dies or answers domo.ErrUnavailable. Every attempt carries the
+// same request id and an "attempt" header (2, 3, ...), so a worker can tell
+// a repeat; the caller gets exactly one answer, the first to arrive. The
+// client retries with backoff while the call's deadline allows. Use it only
+// for idempotent methods. Streams are not sent again by the client.
 func Retry() CallOption {
 	return func(o *callOptions) { o.retry = true }
 }

@@ -28,6 +28,7 @@ type rawState struct {
 	service string
 	gen     uint64      // counts Raw calls, so a stale orphan timer does nothing
 	timer   *time.Timer // releases an orphan whose reply never comes
+	cn      *conn       // the broker the request went to; nil while not out
 }
 
 // Raw sends a plain MDP/0.1 request, without the domo envelope, for workers
@@ -86,6 +87,7 @@ func (c *Client) Raw(ctx context.Context, service string, body ...[]byte) ([][]b
 	c.raw.gen++
 	c.raw.phase = rawWaiting
 	c.raw.service = service
+	c.raw.cn = nil
 	c.mu.Unlock()
 
 	if err := c.enqueue(ctx, timer, om); err != nil {
@@ -168,6 +170,25 @@ func (r *rawState) closeLocked(c *Client) {
 	case rawWaiting:
 		r.phase = rawIdle
 		c.rawCh <- result{err: domo.ErrClosed}
+	case rawOrphan:
+		r.phase = rawIdle
+		r.timer.Stop()
+		<-c.rawSem
+	}
+}
+
+// lostLocked ends the Raw call if its request went to broker cn, which is
+// dead or removed: a waiting caller gets err, an orphan frees the slot.
+// c.mu is held.
+func (r *rawState) lostLocked(c *Client, cn *conn, err error) {
+	if r.cn != cn {
+		return
+	}
+	r.cn = nil
+	switch r.phase {
+	case rawWaiting:
+		r.phase = rawIdle
+		c.rawCh <- result{err: err}
 	case rawOrphan:
 		r.phase = rawIdle
 		r.timer.Stop()

@@ -174,7 +174,9 @@ func (c *Client) finishLocked(s *Stream, err error) {
 		return
 	}
 	s.finished = true
-	delete(c.pending, s.id)
+	if cl := c.pending[s.id]; cl != nil && cl.stream == s {
+		c.dropLocked(s.id, cl)
+	}
 	s.err = err
 	close(s.done)
 	if s.timer != nil {

@@ -1,0 +1,328 @@
+package client
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/domo-framework/domo"
+	"github.com/domo-framework/domo/internal/zsock"
+	"github.com/domo-framework/domo/mdp"
+)
+
+// conn is the connection to one broker. The loop owns its socket and its
+// liveness fields; alive and inflight are also read by Stats and pick.
+type conn struct {
+	endpoint string
+	sock     *zsock.Socket
+
+	// Owned by the loop.
+	lastRecv  time.Time // when the broker was last heard from (or the conn was made)
+	lastProbe time.Time // the last probe attempt
+	misses    int       // probe attempts in a row that could not be sent
+	probes    int       // probes sent and not answered, whose answers handle swallows
+	heardOnce bool      // the broker has answered at least once
+	full      bool      // a send found no room during this flush
+
+	alive    atomic.Bool  // heard from within the liveness period: it gets calls
+	inflight atomic.Int32 // calls and streams sent here and not answered; changed under Client.mu
+}
+
+// probeFrames is the liveness probe: a plain MDP/0.1 MMI request asking
+// whether service "mmi.service" has workers. Any RFC 8 broker answers it
+// ("404", or "501" from a broker without MMI), and it costs the broker a
+// map lookup.
+var probeFrames = func() [][]byte {
+	m := mdp.Message{Role: mdp.Client, Version: 1, Command: mdp.Request, Service: []byte(mdp.MMIService), Body: [][]byte{[]byte(mdp.MMIService)}}
+	f, err := m.Append(nil)
+	if err != nil {
+		panic(err) // a constant message
+	}
+	return f
+}()
+
+// dial opens a DEALER to endpoint. ZMQ_IMMEDIATE makes a send fail with
+// ErrAgain while the connection is not up, instead of queueing the request
+// for a broker that may never come back.
+func (c *Client) dial(endpoint string) (*conn, error) {
+	s, err := zsock.New(zsock.Dealer)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	so := zsock.Options{
+		ReconnectIvl:    100 * time.Millisecond,
+		ReconnectIvlMax: min(max(c.opts.heartbeat, 100*time.Millisecond), 5*time.Second),
+		Immediate:       true,
+	}
+	// libzmq drops the connection on a frame above this size; smaller
+	// violations of the limits are counted and dropped by handle.
+	if l := max(c.opts.limits.MaxFrameSize, c.opts.limits.MaxMessageSize); l > 0 {
+		so.MaxMessageSize = int64(l)
+	}
+	if err := s.Apply(so); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if err := s.Connect(endpoint); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return &conn{endpoint: endpoint, sock: s, lastRecv: time.Now()}, nil
+}
+
+// rebuildPoller makes the loop's poller watch the waker and every conn.
+func (c *Client) rebuildPoller() {
+	if c.poller != nil {
+		c.poller.Close()
+	}
+	socks := []*zsock.Socket{c.waker.Socket()}
+	for _, cn := range c.conns {
+		socks = append(socks, cn.sock)
+	}
+	c.polled = append(c.polled[:0:0], c.conns...)
+	c.poller = zsock.NewPoller(socks...)
+}
+
+// pick returns the broker for the next request: one that is alive and had
+// room at its last send, preferring one other than avoid, then the one
+// with the fewest requests in flight, then (among equals) the next in
+// round-robin order. nil means none can take it now.
+func (c *Client) pick(avoid *conn) *conn {
+	n := len(c.conns)
+	var best *conn
+	var bestLoad int32
+	for k := range n {
+		cn := c.conns[(c.rr+k)%n]
+		if cn.full || !cn.alive.Load() {
+			continue
+		}
+		load := cn.inflight.Load()
+		switch {
+		case best == nil:
+		case (best == avoid) != (cn == avoid):
+			if cn == avoid {
+				continue
+			}
+		case load >= bestLoad:
+			continue
+		}
+		best, bestLoad = cn, load
+	}
+	if n > 0 {
+		c.rr = (c.rr + 1) % n
+	}
+	return best
+}
+
+func (c *Client) anyAlive() bool {
+	for _, cn := range c.conns {
+		if cn.alive.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// deadAfter is how long a broker may be silent before it is dead.
+func (c *Client) deadAfter() time.Duration {
+	return c.opts.heartbeat * time.Duration(c.opts.liveness)
+}
+
+// probeAt is when cn is next probed: one interval after it was last heard
+// from or probed, or, while probes cannot be sent (no connection, under
+// ZMQ_IMMEDIATE), soon again with a backoff from 1 ms to a quarter
+// interval. A broker never heard from is probed at once.
+func (c *Client) probeAt(cn *conn) time.Time {
+	ivl := c.opts.heartbeat
+	if cn.misses > 0 {
+		return cn.lastProbe.Add(min(time.Millisecond<<min(cn.misses-1, 20), ivl/4))
+	}
+	if !cn.heardOnce && cn.lastProbe.IsZero() {
+		return cn.lastRecv
+	}
+	t := cn.lastProbe.Add(ivl)
+	if r := cn.lastRecv.Add(ivl); r.After(t) {
+		t = r
+	}
+	return t
+}
+
+// tick declares silent brokers dead and probes those that are due.
+func (c *Client) tick(now time.Time) {
+	for _, cn := range c.conns {
+		if cn.alive.Load() && now.Sub(cn.lastRecv) >= c.deadAfter() {
+			c.markDead(cn, now)
+		}
+		if !now.Before(c.probeAt(cn)) {
+			c.probe(cn, now)
+		}
+	}
+}
+
+// probe sends cn a probe, without blocking.
+func (c *Client) probe(cn *conn, now time.Time) {
+	cn.lastProbe = now
+	if err := cn.sock.Send(probeFrames, false); err != nil {
+		cn.misses++
+		return
+	}
+	cn.misses = 0
+	cn.probes++
+}
+
+// heard records a message from cn: proof of life, and a dead broker's
+// return.
+func (c *Client) heard(cn *conn, now time.Time) {
+	cn.lastRecv = now
+	if !cn.alive.Load() {
+		cn.alive.Store(true)
+		if cn.heardOnce {
+			c.opts.logger.Info("client: broker alive again", "broker", cn.endpoint)
+		} else {
+			c.opts.logger.Debug("client: broker alive", "broker", cn.endpoint)
+		}
+	}
+	cn.heardOnce = true
+}
+
+// markDead stops sending to cn and moves its calls off it.
+func (c *Client) markDead(cn *conn, now time.Time) {
+	cn.alive.Store(false)
+	cn.probes = 0 // answers to probes sent so far no longer count
+	silent := now.Sub(cn.lastRecv).Round(time.Millisecond)
+	c.opts.logger.Warn("client: broker dead", "broker", cn.endpoint, "silent", silent, "in_flight", cn.inflight.Load())
+	c.evacuate(cn, domo.Errorf(domo.CodeUnavailable, "broker %s is not answering (silent for %v)", cn.endpoint, silent))
+}
+
+// evacuate takes every request in flight on cn off it: a Retry call is
+// sent again (to another broker if there is one) while its deadline
+// allows, anything else fails with err.
+func (c *Client) evacuate(cn *conn, err *domo.Error) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, cl := range c.pending {
+		if cl.cn != cn {
+			continue
+		}
+		if cl.stream != nil {
+			c.finishLocked(cl.stream, err)
+			continue
+		}
+		if cl.retry && c.retryLocked(id, cl, cn, now) {
+			c.stats.failovers.Add(1)
+			continue
+		}
+		c.dropLocked(id, cl)
+		cl.ch <- result{err: err}
+	}
+	c.raw.lostLocked(c, cn, err)
+}
+
+// retryItem is a Retry call waiting to be sent again.
+type retryItem struct {
+	id    uint64
+	at    time.Time // not before
+	avoid *conn     // the broker that failed it
+}
+
+// retryLocked schedules the next attempt of Retry call cl (request id id),
+// last sent to cn, after a backoff, and reports whether it did: not if the
+// backoff would outlast the call's deadline. Only the loop calls it; c.mu
+// is held.
+func (c *Client) retryLocked(id uint64, cl *call, cn *conn, now time.Time) bool {
+	if cl.om == nil {
+		return false
+	}
+	d := c.backoff(cl.attempt + 1)
+	if !now.Add(d).Before(cl.deadline) {
+		return false
+	}
+	if cl.cn != nil {
+		cl.cn.inflight.Add(-1)
+		cl.cn = nil
+	}
+	c.retries = append(c.retries, retryItem{id: id, at: now.Add(d), avoid: cn})
+	return true
+}
+
+// backoff is the wait before attempt n (2 or more): 10 ms, doubling for
+// each attempt, at most one heartbeat interval, jittered between half and
+// all of it.
+func (c *Client) backoff(n int) time.Duration {
+	d := min(10*time.Millisecond<<min(max(n-2, 0), 16), c.opts.heartbeat)
+	return d/2 + rand.N(d/2+1)
+}
+
+// dueRetries moves the retries whose time has come to the backlog, each
+// re-encoded with its next attempt number.
+func (c *Client) dueRetries(now time.Time) {
+	if len(c.retries) == 0 {
+		return
+	}
+	keep := c.retries[:0]
+	for _, r := range c.retries {
+		if now.Before(r.at) {
+			keep = append(keep, r)
+			continue
+		}
+		c.mu.Lock()
+		cl := c.pending[r.id]
+		if cl == nil || cl.om == nil { // answered or abandoned meanwhile
+			c.mu.Unlock()
+			continue
+		}
+		om := cl.om
+		cl.om = nil
+		cl.attempt++
+		n := cl.attempt
+		c.mu.Unlock()
+		om.setAttempt(n)
+		c.stats.retries.Add(1)
+		c.backlog = append(c.backlog, sendItem{om: om, avoid: r.avoid})
+	}
+	clear(c.retries[len(keep):])
+	c.retries = keep
+}
+
+// applyBrokers makes the set of conns the one SetBrokers last asked for.
+func (c *Client) applyBrokers() {
+	c.mu.Lock()
+	if !c.wantSet {
+		c.mu.Unlock()
+		return
+	}
+	want := c.want
+	c.want, c.wantSet = nil, false
+	c.mu.Unlock()
+
+	old := make(map[string]*conn, len(c.conns))
+	for _, cn := range c.conns {
+		old[cn.endpoint] = cn
+	}
+	next := make([]*conn, 0, len(want))
+	for _, ep := range want {
+		if cn := old[ep]; cn != nil {
+			next = append(next, cn)
+			delete(old, ep)
+			continue
+		}
+		cn, err := c.dial(ep)
+		if err != nil {
+			c.opts.logger.Warn("client: cannot use broker", "broker", ep, "err", err)
+			continue
+		}
+		c.opts.logger.Info("client: broker added", "broker", ep)
+		next = append(next, cn)
+	}
+	c.mu.Lock()
+	c.conns = next
+	c.mu.Unlock()
+	for _, cn := range old {
+		c.opts.logger.Info("client: broker removed", "broker", cn.endpoint)
+		c.evacuate(cn, domo.Errorf(domo.CodeUnavailable, "broker %s was removed", cn.endpoint))
+		cn.sock.Close()
+	}
+	c.rebuildPoller()
+}
