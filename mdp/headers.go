@@ -52,9 +52,15 @@ func AppendHeader[V string | []byte](h Headers, name string, value V) Headers {
 }
 
 // AppendDeadline appends the deadline header for t (Unix milliseconds).
+// The time is rounded up to the next millisecond, so that no peer ever
+// treats a request as expired before its caller does.
 func AppendDeadline(h Headers, t time.Time) Headers {
+	ms := t.UnixMilli()
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
 	var buf [20]byte
-	return AppendHeader(h, HeaderDeadline, strconv.AppendInt(buf[:0], t.UnixMilli(), 10))
+	return AppendHeader(h, HeaderDeadline, strconv.AppendInt(buf[:0], ms, 10))
 }
 
 // Validate reports whether h is a well-formed headers frame. An empty frame

@@ -71,11 +71,21 @@ func TestAppendDeadline(t *testing.T) {
 	if !ok || !got.Equal(d) {
 		t.Errorf("Deadline() = %v, %t; want %v, true", got, ok, d)
 	}
-	// Sub-millisecond precision is truncated.
-	h = mdp.AppendDeadline(nil, d.Add(999*time.Microsecond))
-	if got, _ := h.Deadline(); !got.Equal(d) {
-		t.Errorf("Deadline() of %v + 999µs = %v; want %v", d, got, d)
+	// Sub-millisecond precision is rounded up: no peer may see the request
+	// expire before its caller does.
+	for _, extra := range []time.Duration{time.Microsecond, 999 * time.Microsecond} {
+		h = mdp.AppendDeadline(nil, d.Add(extra))
+		if got, want := must(h.Deadline()), d.Add(time.Millisecond); !got.Equal(want) {
+			t.Errorf("Deadline() of %v + %v = %v; want %v", d, extra, got, want)
+		}
 	}
+}
+
+func must(t time.Time, ok bool) time.Time {
+	if !ok {
+		panic("no deadline")
+	}
+	return t
 }
 
 func TestHeadersGet(t *testing.T) {

@@ -331,7 +331,12 @@ func (c *conn) disconnect() {
 	if c.sock != nil && c.readySent {
 		if err := c.send(disconnectFrames); err != nil {
 			c.w.log.Debug("worker: DISCONNECT not sent", "broker", c.endpoint, "err", err)
+			return
 		}
+		// Let libzmq deliver it after the socket is closed (Close does not
+		// wait for that); with linger 0 it would be thrown away, and the
+		// broker would only notice the worker gone when heartbeats lapse.
+		_ = c.sock.SetLinger(500 * time.Millisecond)
 	}
 }
 
