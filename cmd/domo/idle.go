@@ -33,8 +33,10 @@ makes one mmi.service call and then stays connected doing nothing, and
 broker lists every worker it reads the broker's /proc again: VmRSS, RssAnon,
 VmHWM, threads, file descriptors, and CPU (utime+stime) used over --window.
 Everything listens on 127.0.0.1, and every process it started is stopped
-before it returns. Each holder takes at most --per-process connections: a
-client uses four file descriptors and one OS thread in its process.`,
+before it returns. Each holder takes at most --per-process connections, as a
+client holds three file descriptors in its process (its socket's mailbox, the
+TCP connection, its poller's epoll set) and RLIMIT_NOFILE bounds them.
+docs/benchmarks-idle.md has figures.`,
 		Example: `  domo bench idle --clients 1000
   domo bench idle --workers 1000
   domo bench idle --clients 10000 --window 10s`,
