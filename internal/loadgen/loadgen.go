@@ -4,12 +4,14 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/client"
 )
 
@@ -93,7 +95,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	end := time.Now().Add(cfg.Duration)
+	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	var (
 		mu     sync.Mutex // guards res and lats
@@ -116,8 +119,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					t0 := time.Now()
 					_, err := c.Invoke(ctx, cfg.Method, payload)
 					if err != nil {
-						if ctx.Err() != nil {
-							break // the run ended mid-call; not a failure
+						if ctx.Err() != nil || (errors.Is(err, domo.ErrDeadlineExceeded) && !time.Now().Before(end)) {
+							// The run ended mid-call (the worker may say so
+							// before this goroutine's timer does): not a failure.
+							break
 						}
 						failed++
 						if firstErr == nil {
