@@ -175,6 +175,7 @@ func (c *Client) invoke(ctx context.Context, name string, payload []byte, copyPa
 	cl := callPool.Get().(*call)
 	cl.retry = co != nil && co.retry
 	cl.deadline = deadline
+	cl.attempt = 1
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
