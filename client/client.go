@@ -49,6 +49,7 @@ type Client struct {
 	backlog []sendItem  // requests no broker could take yet, in order
 	retries []retryItem // Retry calls to send again, each not before its time
 	rr      int         // where pick starts, for round-robin among equals
+	now     time.Time   // when the loop last woke
 
 	stats struct {
 		calls, errors, late, malformed, retries, failovers atomic.Uint64
@@ -288,6 +289,7 @@ func (c *Client) loop() {
 		}
 		c.applyBrokers()
 		now := time.Now()
+		c.now = now
 		c.tick(now)
 		c.dueRetries(now)
 		blocked = c.flush()
@@ -548,8 +550,16 @@ func (c *Client) deliver(cn *conn, id uint64, final bool, rep *mdp.ReplyBody) {
 		c.late("partial reply to a call")
 		return
 	}
-	if r.err != nil && cl.retry && cl.cn == cn && errors.Is(r.err, domo.ErrUnavailable) && c.retryLocked(id, cl, cn, time.Now()) {
-		return
+	if r.err != nil && cl.retry && errors.Is(r.err, domo.ErrUnavailable) {
+		if cl.cn != cn {
+			// From an attempt the call has moved on from: the newer one
+			// will answer.
+			c.late("unavailable from an earlier attempt")
+			return
+		}
+		if c.retryLocked(id, cl, cn, time.Now()) {
+			return
+		}
 	}
 	c.dropLocked(id, cl)
 	cl.ch <- r // never blocks: one slot, one delivery

@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -85,29 +86,33 @@ func (c *Client) rebuildPoller() {
 }
 
 // pick returns the broker for the next request: one that is alive and had
-// room at its last send, preferring one other than avoid, then the one
-// with the fewest requests in flight, then (among equals) the next in
+// room at its last send. It prefers, in order: a broker heard from within
+// one and a half intervals (a healthy one answers its probe well within
+// that, so a broker past it is probably stalling), one other than avoid,
+// the one with the fewest requests in flight, and among equals the next in
 // round-robin order. nil means none can take it now.
 func (c *Client) pick(avoid *conn) *conn {
 	n := len(c.conns)
+	suspectAfter := c.opts.heartbeat + c.opts.heartbeat/2
 	var best *conn
-	var bestLoad int32
+	var bestTier, bestLoad int32
 	for k := range n {
 		cn := c.conns[(c.rr+k)%n]
 		if cn.full || !cn.alive.Load() {
 			continue
 		}
+		var tier int32
+		if c.now.Sub(cn.lastRecv) > suspectAfter {
+			tier += 2
+		}
+		if cn == avoid {
+			tier++
+		}
 		load := cn.inflight.Load()
-		switch {
-		case best == nil:
-		case (best == avoid) != (cn == avoid):
-			if cn == avoid {
-				continue
-			}
-		case load >= bestLoad:
+		if best != nil && (tier > bestTier || (tier == bestTier && load >= bestLoad)) {
 			continue
 		}
-		best, bestLoad = cn, load
+		best, bestTier, bestLoad = cn, tier, load
 	}
 	if n > 0 {
 		c.rr = (c.rr + 1) % n
@@ -315,6 +320,9 @@ func (c *Client) applyBrokers() {
 		}
 		c.opts.logger.Info("client: broker added", "broker", ep)
 		next = append(next, cn)
+	}
+	if slices.Equal(next, c.conns) {
+		return
 	}
 	c.mu.Lock()
 	c.conns = next
