@@ -355,14 +355,14 @@ func (b *Broker) tick(now time.Time) {
 		for id, r := range p.forwarded {
 			if r.expired(now) || (r.deadline.IsZero() && now.Sub(r.received) > b.cfg.RequestTTL) {
 				delete(p.forwarded, id) // the caller has given up; a late reply is dropped
-				b.counters.Expired++
+				b.drop(r)
 			}
 		}
 	}
 	for name, svc := range b.services {
 		svc.queue.filter(func(r *request) bool {
 			if r.expired(now) || (r.deadline.IsZero() && now.Sub(r.received) > b.cfg.RequestTTL) {
-				b.counters.Expired++
+				b.drop(r)
 				return false
 			}
 			return true

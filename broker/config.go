@@ -51,6 +51,12 @@ type Config struct {
 	// can take now.
 	OffloadQueue int
 
+	// Events, if set, receives a record of each step of each request
+	// (received, dispatched, completed, failed, dropped) for a journal,
+	// metrics or tracing. The broker never waits on it: when it is full,
+	// events are dropped and counted. Give it a generous buffer.
+	Events chan<- Event
+
 	// Limits bound every message the broker accepts.
 	Limits mdp.Limits
 

@@ -124,7 +124,7 @@ func (b *Broker) failForwarded(p *peer) {
 		r.peer = nil
 		switch {
 		case r.expired(now):
-			b.counters.Expired++
+			b.drop(r)
 		case r.retry && !b.draining:
 			b.counters.Retried++
 			// The service's entry may have been dropped while the request
@@ -208,6 +208,7 @@ func (b *Broker) forward(p *peer, r *request) bool {
 	p.free[r.service.name]--
 	r.peer = p
 	b.counters.Offloaded++
+	b.emit(Dispatched, r, func(e *Event) { e.Worker = p.endpoint })
 	return true
 }
 
@@ -292,6 +293,7 @@ func (b *Broker) onPeerMessage(p *peer, frames [][]byte) {
 	delete(p.forwarded, string(id))
 	r.peer = nil
 	b.counters.Replies++
+	b.emitReply(r, p.endpoint, msg.Body)
 	cmd := mdp.Reply
 	if r.version == 2 {
 		cmd = mdp.Final

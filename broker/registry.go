@@ -8,7 +8,8 @@ import (
 
 // request is one client request the broker holds, queued or in flight.
 type request struct {
-	seq      uint64 // broker-local number; the route frame workers echo
+	seq      uint64 // broker-local number of the current dispatch; the route frame workers echo
+	num      uint64 // broker-local number of the request, for events; stable across retries
 	route    []byte // seq, 8 bytes big-endian
 	client   string // the client's routing identity
 	version  mdp.Version
@@ -16,6 +17,7 @@ type request struct {
 	body     [][]byte // the MDP body, as received
 	envelope bool     // body is a domo envelope
 	id       []byte   // request id header, when enveloped
+	method   []byte   // method frame, when enveloped
 	deadline time.Time
 	retry    bool // the caller allows redelivery
 	received time.Time

@@ -70,13 +70,14 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 	svc := b.services[string(msg.Service)]
 	r := b.newRequest(identity, msg, svc)
 	r.fromPeer = isPeer(identity)
+	b.emit(Received, r, func(e *Event) { e.Bytes = bodySize(r.body) })
 	now := r.received
 	switch {
 	case b.draining:
 		b.replyError(r, domo.Errorf(domo.CodeUnavailable, "broker is shutting down"))
 		return
 	case r.expired(now):
-		b.counters.Expired++
+		b.drop(r)
 		return
 	}
 	if svc == nil || !svc.known {
@@ -99,6 +100,13 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 	if !r.fromPeer {
 		b.offloadWaiting(svc)
 	}
+}
+
+// drop forgets r unanswered: its deadline passed before it could be
+// delivered, so its caller has given up.
+func (b *Broker) drop(r *request) {
+	b.counters.Expired++
+	b.emit(Dropped, r, func(e *Event) { e.Code = domo.CodeDeadlineExceeded })
 }
 
 // serviceNamed returns the entry of service name, creating it if need be.
@@ -124,6 +132,7 @@ func (b *Broker) newRequest(identity []byte, msg *mdp.Message, svc *service) *re
 	}
 	if env, err := mdp.ParseRequest(msg.Body); err == nil {
 		r.envelope = true
+		r.method = env.Method
 		r.id, _ = env.Headers.Get(mdp.HeaderID)
 		r.deadline, _ = env.Headers.Deadline()
 		retry, _ := env.Headers.Get(mdp.HeaderRetry)
@@ -145,7 +154,7 @@ func (b *Broker) dispatch(svc *service) {
 			now = time.Now()
 		}
 		if r.expired(now) {
-			b.counters.Expired++
+			b.drop(r)
 			continue
 		}
 		w := svc.ready.head
@@ -155,6 +164,7 @@ func (b *Broker) dispatch(svc *service) {
 		b.inFlight[r.seq] = r
 		w.inFlight++
 		b.sendRequest(w, r)
+		b.emit(Dispatched, r, func(e *Event) { e.Worker = hexID(w.identity) })
 		if w.inFlight < w.credit {
 			svc.ready.pushBack(w) // to the back: round-robin over free credit
 		}
@@ -257,6 +267,7 @@ func (b *Broker) onWorkerReply(w *worker, msg *mdp.Message) {
 	}
 	delete(b.inFlight, seq)
 	b.counters.Replies++
+	b.emitReply(r, hexID(w.identity), msg.Body)
 	cmd := mdp.Reply
 	if r.version == 2 {
 		cmd = mdp.Final
@@ -292,7 +303,7 @@ func (b *Broker) deleteWorker(w *worker, notify bool) {
 		r.worker = nil
 		switch {
 		case r.expired(now):
-			b.counters.Expired++
+			b.drop(r)
 		case r.retry && !b.draining:
 			b.counters.Retried++
 			svc.queue.pushFront(r)
@@ -307,6 +318,7 @@ func (b *Broker) deleteWorker(w *worker, notify bool) {
 // replyError answers r with a domo error envelope carrying its request id.
 func (b *Broker) replyError(r *request, e *domo.Error) {
 	b.counters.Errors++
+	b.emit(Failed, r, func(ev *Event) { ev.Code, ev.Message = e.Code, e.Message })
 	var h mdp.Headers
 	if r.id != nil {
 		h = mdp.AppendHeader(h, mdp.HeaderID, r.id)

@@ -27,6 +27,7 @@ type Counters struct {
 	Unroutable     uint64 // sends to peers that had gone
 	SendDropped    uint64 // sends dropped because a peer's queue was full
 	Offloaded      uint64 // requests forwarded to a peer broker
+	EventsDropped  uint64 // events not sent because Config.Events was full
 }
 
 // Stats is a snapshot of the broker's state.

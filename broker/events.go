@@ -1,0 +1,104 @@
+package broker
+
+import (
+	"encoding/hex"
+	"time"
+
+	"github.com/domo-framework/domo"
+	"github.com/domo-framework/domo/mdp"
+)
+
+// EventKind is a step in a request's life.
+type EventKind uint8
+
+// The steps the broker reports. A request is Received, then Dispatched
+// (perhaps several times, when a retry moves it), then Completed or Failed;
+// or Dropped, unanswered, when its deadline passes in a queue.
+const (
+	Received EventKind = iota + 1
+	Dispatched
+	Completed
+	Failed
+	Dropped
+)
+
+var eventKindNames = [...]string{"", "received", "dispatched", "completed", "failed", "dropped"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventKindNames) {
+		return eventKindNames[k]
+	}
+	return "unknown"
+}
+
+// Event is one step of one request, as the broker saw it. The broker sends
+// events to Config.Events without blocking: when the channel is full the
+// event is dropped and counted (Counters.EventsDropped), and routing goes
+// on. A journal, metrics or a tracer reads the channel.
+type Event struct {
+	Kind      EventKind
+	Time      time.Time
+	Seq       uint64 // the broker's number for the request: every event of one request has it
+	RequestID string // the domo request id; empty for a plain MDP request
+	Service   string
+	Method    string
+	Client    string // the client's routing id, hex
+	Worker    string // Dispatched, Completed, Failed: the worker's routing id, hex; or the peer broker's endpoint
+	Code      domo.Code
+	Message   string    // Failed: the error message
+	Bytes     int       // Received: request body bytes; Completed, Failed: reply body bytes
+	Received  time.Time // when the broker received the request (every kind)
+}
+
+// emit sends an event for r if anyone listens. It never blocks.
+func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
+	if b.cfg.Events == nil {
+		return
+	}
+	if r.num == 0 {
+		b.seq++
+		r.num = b.seq
+	}
+	e := Event{
+		Kind:      kind,
+		Time:      time.Now(),
+		Seq:       r.num,
+		RequestID: string(r.id),
+		Service:   r.service.name,
+		Method:    string(r.method),
+		Client:    hex.EncodeToString([]byte(r.client)),
+		Received:  r.received,
+	}
+	if fill != nil {
+		fill(&e)
+	}
+	select {
+	case b.cfg.Events <- e:
+	default:
+		b.counters.EventsDropped++
+	}
+}
+
+// emitReply reports the end of r from the reply body a worker or peer sent.
+func (b *Broker) emitReply(r *request, by string, body [][]byte) {
+	if b.cfg.Events == nil {
+		return
+	}
+	size := bodySize(body)
+	kind, code, msg := Completed, domo.Code(""), ""
+	if rep, err := mdp.ParseReply(body); err == nil && !rep.OK() {
+		e := rep.Err()
+		kind, code, msg = Failed, e.Code, e.Message
+	}
+	b.emit(kind, r, func(e *Event) {
+		e.Worker, e.Code, e.Message, e.Bytes = by, code, msg, size
+	})
+}
+
+func bodySize(body [][]byte) int {
+	n := 0
+	for _, f := range body {
+		n += len(f)
+	}
+	return n
+}
