@@ -577,3 +577,33 @@ func TestWithDiscovery(t *testing.T) {
 		t.Errorf("Watch still running after Close")
 	}
 }
+
+// TestSupersededUnavailable: once a Retry call has moved to another broker,
+// an "unavailable" answer to its earlier attempt does not end it.
+func TestSupersededUnavailable(t *testing.T) {
+	b1 := startBroker(t, nil)
+	b2 := startBroker(t, nil)
+	c := newMulti(t, []string{b1.endpoint})
+	done := async(func() error {
+		p, err := c.Invoke(testCtx(t), "tea.brew", []byte("x"), Retry())
+		if err == nil && string(p) != "from b2" {
+			err = fmt.Errorf("got %q; want the answer from b2", p)
+		}
+		return err
+	})
+	r1 := b1.next(t)
+	c.SetBrokers([]string{b1.endpoint, b2.endpoint})
+	waitAlive(t, c, b2.endpoint, true)
+	b1.mute.Store(true) // b1 stalls: the call moves to b2
+	r2 := b2.next(t)
+	if a, _ := r2.env.Headers.Get(mdp.HeaderAttempt); string(a) != "2" || string(idOf(r2)) != string(idOf(r1)) {
+		t.Errorf("second attempt: id %q attempt %q; want id %q attempt 2", idOf(r2), a, idOf(r1))
+	}
+	b1.mute.Store(false)
+	b1.send(errorReply(r1, domo.Errorf(domo.CodeUnavailable, "worker lost")))
+	waitFor(t, "the stale unavailable counted late", func() bool { return c.Stats().Late >= 1 })
+	b2.send(reply(r2, mdp.StatusOK, []byte("from b2")))
+	if err := await(t, done); err != nil {
+		t.Errorf("Retry call = %v", err)
+	}
+}
