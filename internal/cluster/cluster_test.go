@@ -66,9 +66,15 @@ func startBrokers(t testing.TB, n int) []*brokerProc {
 // offloading to peers, and waits until it has bound its endpoint.
 func startBroker(t testing.TB, name, ep string, peers []string) *brokerProc {
 	t.Helper()
+	return startBrokerHB(t, name, ep, peers, hb)
+}
+
+// startBrokerHB is startBroker with the heartbeat interval heartbeat.
+func startBrokerHB(t testing.TB, name, ep string, peers []string, heartbeat time.Duration) *brokerProc {
+	t.Helper()
 	b := &brokerProc{t: t, name: name, ep: ep, args: []string{
 		"broker", "--listen", ep, "--id", name,
-		"--heartbeat", hb.String(), "--liveness", fmt.Sprint(liveness),
+		"--heartbeat", heartbeat.String(), "--liveness", fmt.Sprint(liveness),
 		"--startup-grace", "2s", "--drain", "0s",
 	}}
 	if len(peers) > 0 {
@@ -100,6 +106,7 @@ func endpoints(bs []*brokerProc) []string {
 // service "svc" on brokers and waits until it runs.
 func startWorker(t testing.TB, name string, brokers []string, extra ...string) *proc {
 	t.Helper()
+	// A later -heartbeat in extra overrides this one.
 	args := append([]string{"-name", name, "-brokers", strings.Join(brokers, ","), "-heartbeat", hb.String()}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), roleEnv+"=worker")
