@@ -50,11 +50,7 @@ func (b *Broker) onMMI(identity []byte, msg *mdp.Message) {
 		}
 		body = reply.Append(nil)
 	}
-	cmd := mdp.Reply
-	if r.version == 2 {
-		cmd = mdp.Final
-	}
-	b.sendClient(r, cmd, body)
+	b.sendClient(r, finalCommand(r), body)
 }
 
 func (b *Broker) serviceInfo() []mdp.ServiceInfo {

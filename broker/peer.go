@@ -292,13 +292,7 @@ func (b *Broker) onPeerMessage(p *peer, frames [][]byte) {
 	}
 	delete(p.forwarded, string(id))
 	r.peer = nil
-	b.counters.Replies++
-	b.emitReply(r, p.endpoint, msg.Body)
-	cmd := mdp.Reply
-	if r.version == 2 {
-		cmd = mdp.Final
-	}
-	b.sendClient(r, cmd, msg.Body)
+	b.deliver(r, p.endpoint, msg.Body)
 }
 
 // offloadWaiting offloads svc's queue beyond the configured threshold, or

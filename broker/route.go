@@ -266,13 +266,7 @@ func (b *Broker) onWorkerReply(w *worker, msg *mdp.Message) {
 		return
 	}
 	delete(b.inFlight, seq)
-	b.counters.Replies++
-	b.emitReply(r, hexID(w.identity), msg.Body)
-	cmd := mdp.Reply
-	if r.version == 2 {
-		cmd = mdp.Final
-	}
-	b.sendClient(r, cmd, msg.Body)
+	b.deliver(r, hexID(w.identity), msg.Body)
 	w.inFlight--
 	if w.inFlight < w.credit {
 		w.service.ready.pushBack(w)
@@ -324,11 +318,24 @@ func (b *Broker) replyError(r *request, e *domo.Error) {
 		h = mdp.AppendHeader(h, mdp.HeaderID, r.id)
 	}
 	reply := mdp.ErrorReply(h, e)
-	cmd := mdp.Reply
+	b.sendClient(r, finalCommand(r), reply.Append(nil))
+}
+
+// deliver sends the final reply a worker or peer (named by) gave for r to
+// its client.
+func (b *Broker) deliver(r *request, by string, body [][]byte) {
+	b.counters.Replies++
+	b.emitReply(r, by, body)
+	b.sendClient(r, finalCommand(r), body)
+}
+
+// finalCommand is the command that ends a reply in the client's version:
+// REPLY in MDP/0.1, FINAL in MDP/0.2.
+func finalCommand(r *request) mdp.Command {
 	if r.version == 2 {
-		cmd = mdp.Final
+		return mdp.Final
 	}
-	b.sendClient(r, cmd, reply.Append(nil))
+	return mdp.Reply
 }
 
 func (b *Broker) sendClient(r *request, cmd mdp.Command, body [][]byte) {
