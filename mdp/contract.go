@@ -1,6 +1,8 @@
 package mdp
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 )
@@ -61,4 +63,18 @@ func ParseContract(data []byte) (ServiceContract, error) {
 		seen[m.Name] = true
 	}
 	return c, nil
+}
+
+// ComputeDigest returns the digest of c: "sha256:" and the hex SHA-256 of
+// the JSON of c with its Digest field empty. JSON Schemas are compacted
+// first, so the digest does not depend on their layout.
+func (c ServiceContract) ComputeDigest() string {
+	c.Digest = ""
+	b, err := json.Marshal(c)
+	if err != nil { // a schema that is not JSON: digest it as it came
+		c.Methods = nil
+		b, _ = json.Marshal(c)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -2,13 +2,14 @@
 // broker, declares how many requests it takes at once, runs a handler for
 // each request the broker hands it, and reconnects when the broker goes away.
 //
+//	type BrewIn struct {
+//		Cups int `json:"cups" jsonschema:"required,minimum=1,description=Cups to brew"`
+//	}
+//
 //	w := worker.New("tea", worker.WithBroker("tcp://127.0.0.1:5555"))
 //	w.Handle("brew", worker.Typed(func(ctx context.Context, in BrewIn) (BrewOut, error) {
-//		if in.Cups < 1 {
-//			return BrewOut{}, domo.Errorf(domo.CodeInvalid, "cups must be at least 1")
-//		}
-//		return BrewOut{Pot: in.Cups}, nil
-//	}))
+//		return BrewOut{Pot: in.Cups}, nil // in has been checked against BrewIn's schema
+//	}), worker.Doc("Brew a pot"))
 //	w.HandleFunc("pour", func(ctx context.Context, req *worker.Request) ([]byte, error) {
 //		if req.Streaming() {
 //			for _, drop := range drops {
@@ -18,7 +19,7 @@
 //			}
 //		}
 //		return []byte(`"done"`), nil
-//	})
+//	}, worker.Doc("Pour the pot, a drop at a time"), worker.Streaming())
 //	go func() {
 //		<-stop
 //		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -30,13 +31,23 @@
 // # Protocol
 //
 // The worker speaks MDP/0.1 (ZeroMQ RFC 7) to the broker: READY carries one
-// extra frame, a domo headers frame with the credit (WithConcurrency), which
-// other MDP brokers ignore. Requests arrive as MDPW01 REQUEST (answered with
+// extra frame, a domo headers frame with the credit (WithConcurrency) and the
+// worker's contract (Worker.Contract: each method's doc and the JSON Schemas
+// of its request and reply), which other MDP brokers ignore. Requests arrive as MDPW01 REQUEST (answered with
 // REPLY) or as MDPW02 REQUEST (RFC 18; answered with FINAL, with PARTIALs
 // before it from Request.Send). A request body that is a domo envelope
 // [method, headers, payload] is routed to the method's Handler and answered
 // with a reply envelope [status, headers, payload] that echoes the request id;
 // any other body goes to the HandleRaw function, for plain MDP clients.
+//
+// # Contracts
+//
+// A method registered with Typed has the JSON Schemas of its In and Out
+// types (see package contract for the struct tags that describe fields);
+// the worker checks each request against In's schema before decoding it,
+// and answers one that does not conform with domo.CodeInvalid, naming the
+// field, without running the handler. Doc, Streaming and Schemas describe a
+// method further; WithDoc describes the service.
 //
 // # Concurrency
 //

@@ -31,6 +31,7 @@ type options struct {
 	limits       mdp.Limits
 	logger       *slog.Logger
 	discovery    BrokerSource
+	doc          string
 }
 
 func defaultOptions() options {

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -85,29 +84,4 @@ type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
 // ServeMDP calls f(ctx, req). It is as blocking and as goroutine-safe as f.
 func (f HandlerFunc) ServeMDP(ctx context.Context, req *Request) ([]byte, error) {
 	return f(ctx, req)
-}
-
-// Typed returns a Handler that decodes the request payload as JSON into an
-// In, calls fn, and encodes its Out as the JSON reply payload. An empty
-// payload decodes as the zero In. A payload that is not valid JSON for In is
-// answered with a *domo.Error of code domo.CodeInvalid naming the problem,
-// without calling fn. The Handler is as blocking and as goroutine-safe as fn.
-func Typed[In, Out any](fn func(context.Context, In) (Out, error)) Handler {
-	return HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
-		var in In
-		if len(req.Payload) > 0 {
-			if err := json.Unmarshal(req.Payload, &in); err != nil {
-				return nil, domo.Errorf(domo.CodeInvalid, "method %q: request payload: %v", req.Method, err)
-			}
-		}
-		out, err := fn(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			return nil, fmt.Errorf("method %q: encode reply: %w", req.Method, err)
-		}
-		return b, nil
-	})
 }

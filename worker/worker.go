@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -29,9 +28,10 @@ type Worker struct {
 	service string
 	opts    options
 	log     *slog.Logger
-	ready   [][]byte // the READY message, built once
+	ready   [][]byte // the READY message, built by Run
 
 	handlers atomic.Pointer[map[string]Handler] // copy on write
+	methods  map[string]mdp.MethodContract      // guarded by mu
 	raw      atomic.Pointer[rawFunc]
 
 	mu        sync.Mutex // guards the fields below
@@ -72,19 +72,20 @@ func New(service string, opts ...Option) *Worker {
 		drain:   make(chan struct{}),
 		quit:    make(chan struct{}),
 	}
-	hdr := mdp.AppendHeader(nil, mdp.HeaderCredit, strconv.Itoa(o.concurrency))
-	ready := mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Ready, Service: []byte(service), Body: [][]byte{hdr}}
-	w.ready, _ = ready.Append(nil) // cannot fail: READY exists in MDP/0.1
+	w.methods = map[string]mdp.MethodContract{}
 	empty := map[string]Handler{}
 	w.handlers.Store(&empty)
 	return w
 }
 
-// Handle registers h for method. Call it before Run; it is safe for
-// concurrent use and does not block, and a registration made while the worker
-// runs applies to requests that arrive after it. It panics if method is empty
-// or h is nil; registering a method again replaces its handler.
-func (w *Worker) Handle(method string, h Handler) {
+// Handle registers h for method, described by opts (Doc, Streaming,
+// Schemas) in the worker's contract, which Run sends to the broker; a Typed
+// handler brings its own request and reply schemas. Call it before Run; it
+// is safe for concurrent use and does not block, and a registration made
+// while the worker runs applies to requests that arrive after it (but is
+// not published in the contract). It panics if method is empty or h is nil;
+// registering a method again replaces its handler and description.
+func (w *Worker) Handle(method string, h Handler, opts ...MethodOption) {
 	if method == "" {
 		panic("worker: Handle with an empty method name")
 	}
@@ -96,14 +97,15 @@ func (w *Worker) Handle(method string, h Handler) {
 	m := maps.Clone(*w.handlers.Load())
 	m[method] = h
 	w.handlers.Store(&m)
+	w.methods[method] = describe(method, h, opts)
 }
 
-// HandleFunc registers fn for method, like Handle(method, HandlerFunc(fn)).
-func (w *Worker) HandleFunc(method string, fn func(context.Context, *Request) ([]byte, error)) {
+// HandleFunc registers fn for method, like Handle(method, HandlerFunc(fn), opts...).
+func (w *Worker) HandleFunc(method string, fn func(context.Context, *Request) ([]byte, error), opts ...MethodOption) {
 	if fn == nil {
 		panic("worker: HandleFunc with a nil function for " + method)
 	}
-	w.Handle(method, HandlerFunc(fn))
+	w.Handle(method, HandlerFunc(fn), opts...)
 }
 
 // HandleRaw registers fn for requests whose MDP body is not a domo envelope,
@@ -144,6 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker %q: Run called twice", w.service)
 	}
 	w.started = true
+	w.ready = w.readyLocked()
 	// Each broker may hand the worker up to its credit, so the pool's queue
 	// has room for that many per broker, up to maxBrokers of them; beyond
 	// that a request is answered "overloaded" rather than block a loop.
