@@ -15,6 +15,7 @@ import (
 func newCallCmd() *cobra.Command {
 	var (
 		endpoint string
+		discover string
 		timeout  time.Duration
 		retry    bool
 	)
@@ -33,7 +34,7 @@ func newCallCmd() *cobra.Command {
 					return fmt.Errorf("request for %s is not valid JSON (%v): %q", args[0], err, args[1])
 				}
 			}
-			c, err := client.New(client.WithBroker(endpoint))
+			c, err := newClient(endpoint, discover)
 			if err != nil {
 				return err
 			}
@@ -58,7 +59,8 @@ func newCallCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoint ($DOMO_BROKER)")
+	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoints, comma-separated ($DOMO_BROKER); the call fails over between them")
+	cmd.Flags().StringVar(&discover, "discover", "", "find brokers: static:EP,EP | dns:NAME:PORT | multicast:IFACE[@GROUP][#CLUSTER]; replaces --broker")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "deadline of the call")
 	cmd.Flags().BoolVar(&retry, "retry", false, "allow the broker to redeliver the request if its worker dies")
 	return cmd

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/domo-framework/domo/broker"
+	"github.com/domo-framework/domo/client"
 	"github.com/domo-framework/domo/discovery"
 )
 
@@ -98,4 +100,19 @@ func parseDiscover(spec string) (discovery.Source, error) {
 		return nil, fmt.Errorf("--discover: %w", err)
 	}
 	return src, nil
+}
+
+// newClient connects a client to the comma-separated broker endpoints, or
+// to the brokers a --discover spec finds.
+func newClient(endpoints, discover string, opts ...client.Option) (*client.Client, error) {
+	src, err := parseDiscover(discover)
+	if err != nil {
+		return nil, err
+	}
+	if src != nil {
+		opts = append(opts, client.WithDiscovery(src))
+	} else {
+		opts = append(opts, client.WithBroker(strings.Split(endpoints, ",")...))
+	}
+	return client.New(opts...)
 }

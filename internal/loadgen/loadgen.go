@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // Config describes one load run.
 type Config struct {
-	Broker   string        // broker endpoint
+	Broker   string        // broker endpoints, comma-separated
 	Method   string        // method to call, e.g. "water.echo"
 	Clients  int           // client connections
 	InFlight int           // requests in flight per client
@@ -69,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	clients := make([]*client.Client, cfg.Clients)
 	for i := range clients {
-		c, err := client.New(client.WithBroker(cfg.Broker), client.WithTimeout(cfg.Timeout))
+		c, err := client.New(client.WithBroker(strings.Split(cfg.Broker, ",")...), client.WithTimeout(cfg.Timeout))
 		if err != nil {
 			for _, c := range clients[:i] {
 				c.Close()
