@@ -31,6 +31,15 @@ func (b *Broker) onMMI(identity []byte, msg *mdp.Message) {
 		answer, _ = json.Marshal(b.serviceInfo())
 	case mdp.MMIWorkers:
 		answer, _ = json.Marshal(b.workerInfo())
+	case mdp.MMIDocs:
+		var err *domo.Error
+		if answer, err = b.docs(arg); err != nil {
+			if r.envelope {
+				b.replyError(r, err)
+				return
+			}
+			answer = []byte(mdp.MMINotFound)
+		}
 	default:
 		if r.envelope {
 			b.replyError(r, domo.Errorf(domo.CodeUnknownService, "no management query %q", msg.Service))
@@ -60,6 +69,7 @@ func (b *Broker) serviceInfo() []mdp.ServiceInfo {
 			continue
 		}
 		info := mdp.ServiceInfo{Name: svc.name, Workers: svc.workers, Ready: svc.ready.n, Queued: svc.queue.len()}
+		describe(svc, &info)
 		out = append(out, info)
 	}
 	slices.SortFunc(out, func(a, b mdp.ServiceInfo) int { return strings.Compare(a.Name, b.Name) })
@@ -86,7 +96,7 @@ func (b *Broker) workerInfo() []mdp.WorkerInfo {
 		if w.domo {
 			proto += "+domo"
 		}
-		out = append(out, mdp.WorkerInfo{ID: hexID(w.identity), Service: w.service.name, Protocol: proto, Credit: w.credit, InFlight: w.inFlight})
+		out = append(out, mdp.WorkerInfo{ID: hexID(w.identity), Service: w.service.name, Protocol: proto, Credit: w.credit, InFlight: w.inFlight, Digest: w.digest})
 	}
 	slices.SortFunc(out, func(a, b mdp.WorkerInfo) int {
 		return strings.Compare(a.Service+"/"+a.ID, b.Service+"/"+b.ID)

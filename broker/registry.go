@@ -40,6 +40,7 @@ type worker struct {
 	inFlight int
 	expiry   time.Time // dropped if silent past this
 	lastSent time.Time
+	digest   string // of the contract it sent in READY, if any
 
 	// links in its service's ready list, while it has free credit
 	prev, next *worker
@@ -54,6 +55,7 @@ type service struct {
 	workers   int
 	known     bool // a worker has offered it since the broker started
 	ready     readyList
+	docs      *serviceDocs // contracts its workers sent; nil if none did
 }
 
 func newService(name string) *service {

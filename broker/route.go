@@ -241,6 +241,7 @@ func (b *Broker) onReady(identity []byte, w *worker, msg *mdp.Message) {
 			if c, ok := h.Int(mdp.HeaderCredit); ok && c > 0 {
 				w.credit = int(min(c, maxCredit))
 			}
+			b.addContract(w, h)
 		}
 	}
 	b.workers[w.identity] = w
@@ -285,6 +286,7 @@ func (b *Broker) deleteWorker(w *worker, notify bool) {
 	svc.ready.remove(w)
 	delete(b.workers, w.identity)
 	svc.workers--
+	b.dropContract(w)
 	if w.inFlight == 0 {
 		return
 	}
