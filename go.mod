@@ -3,6 +3,7 @@ module github.com/domo-framework/domo
 go 1.24.0
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/invopop/jsonschema v0.14.0
 	github.com/pebbe/zmq4 v1.4.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
