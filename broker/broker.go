@@ -34,18 +34,19 @@ type Broker struct {
 	done   chan struct{} // closed when the broker has stopped
 
 	// Owned by the loop goroutine from here on.
-	services    map[string]*service
-	workers     map[string]*worker
-	inFlight    map[uint64]*request
-	seq         uint64
-	peers       []*peer
-	pollerStale bool // the peer set changed: wait on a new poller
-	draining    bool
-	stopped     bool
-	counters    Counters
-	out         [][]byte // reused send buffer
-	in          [][]byte // reused receive buffer
-	badLog      logLimiter
+	services      map[string]*service
+	workers       map[string]*worker
+	inFlight      map[uint64]*request
+	seq           uint64
+	peers         []*peer
+	selfEndpoints map[string]bool // peer endpoints found to be this broker
+	pollerStale   bool            // the peer set changed: wait on a new poller
+	draining      bool
+	stopped       bool
+	counters      Counters
+	out           [][]byte // reused send buffer
+	in            [][]byte // reused receive buffer
+	badLog        logLimiter
 }
 
 // New binds the configured endpoints and returns a broker ready to Run.

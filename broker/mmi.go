@@ -28,6 +28,9 @@ func (b *Broker) onMMI(identity []byte, msg *mdp.Message) {
 			answer = []byte(mdp.MMIFound)
 		}
 	case mdp.MMIServices:
+		if isPeer(identity) && b.noticeSelf(identity, arg) {
+			return // our own probe: no answer, the link is gone
+		}
 		answer, _ = json.Marshal(b.serviceInfo())
 	case mdp.MMIWorkers:
 		answer, _ = json.Marshal(b.workerInfo())

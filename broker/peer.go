@@ -84,7 +84,7 @@ func (b *Broker) newPeer(endpoint string) (*peer, error) {
 func (b *Broker) setPeers(endpoints []string) {
 	keep := map[string]bool{}
 	for _, ep := range endpoints {
-		if !slices.Contains(b.endpoints, ep) {
+		if !slices.Contains(b.endpoints, ep) && !b.selfEndpoints[ep] {
 			keep[ep] = true
 		}
 	}
@@ -224,7 +224,9 @@ func (b *Broker) probePeers(now time.Time) {
 			b.failForwarded(p)
 		}
 		h := mdp.AppendHeader(nil, mdp.HeaderID, probeID)
-		body := mdp.RequestBody{Method: nil, Headers: h, Payload: nil}.Append(nil)
+		// The payload names the endpoint probed, so that a broker that finds
+		// itself at the other end can tell which of its peers is itself.
+		body := mdp.RequestBody{Method: nil, Headers: h, Payload: []byte(p.endpoint)}.Append(nil)
 		m := mdp.Message{Role: mdp.Client, Version: 1, Command: mdp.Request, Service: []byte(mdp.MMIServices), Body: body}
 		frames, _ := m.Append(nil)
 		_ = p.sock.Send(frames, false) // a peer that is down misses a probe
@@ -319,6 +321,29 @@ func (b *Broker) peerKnows(service []byte) bool {
 }
 
 func isPeer(identity []byte) bool { return bytes.HasPrefix(identity, peerPrefix) }
+
+// noticeSelf handles a capacity probe that came from this very broker: one
+// of its peer endpoints (a wildcard listen address, its own multicast
+// beacon) is itself. The link is dropped and the endpoint never peered
+// with again.
+func (b *Broker) noticeSelf(identity, probed []byte) bool {
+	if !bytes.HasPrefix(identity, []byte(string(peerPrefix)+b.cfg.ID+":")) {
+		return false
+	}
+	ep := string(probed)
+	if b.selfEndpoints == nil {
+		b.selfEndpoints = map[string]bool{}
+	}
+	b.selfEndpoints[ep] = true
+	for _, p := range b.peers {
+		if p.endpoint == ep {
+			b.log.Info("broker: a peer endpoint is this broker itself; not peering with it", "endpoint", ep)
+			b.dropPeer(p, "it is this broker")
+			break
+		}
+	}
+	return true
+}
 
 func (b *Broker) peerInfo() []PeerInfo {
 	out := make([]PeerInfo, 0, len(b.peers))

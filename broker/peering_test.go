@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,21 @@ func TestLostPeerFailsOrRetriesForwarded(t *testing.T) {
 	}
 	if s.Counters.Retried != 1 || s.Counters.WorkerLost != 1 {
 		t.Fatalf("A counters = %+v; want 1 retried, 1 lost", s.Counters)
+	}
+}
+
+func TestBrokerNeverPeersWithItself(t *testing.T) {
+	// A broker is given itself as a peer under another name, as a shared
+	// peer list or its own multicast beacon would give it.
+	a, ep := testbroker.Start(t)
+	self := strings.Replace(ep, "127.0.0.1", "localhost", 1)
+	a.SetPeers([]string{self})
+	waitFor(t, "the self-peering to be noticed and dropped", func() bool {
+		return len(stats(t, a).Peers) == 0
+	})
+	a.SetPeers([]string{self}) // and it is never taken up again
+	time.Sleep(3 * testbroker.HeartbeatInterval)
+	if peers := stats(t, a).Peers; len(peers) != 0 {
+		t.Fatalf("peers = %+v; want none", peers)
 	}
 }
