@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -50,11 +51,29 @@ func newServicesCmd() *cobra.Command {
 	return cmd
 }
 
+// printServices prints one row per service. METHODS is "-" for a service
+// whose workers sent no contract, and is marked "!" when its workers sent
+// different contracts; a note under the table says which.
 func printServices(w io.Writer, services []mdp.ServiceInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tWORKERS\tREADY\tCAPACITY\tIN FLIGHT\tQUEUED")
+	fmt.Fprintln(tw, "SERVICE\tWORKERS\tREADY\tCAPACITY\tIN FLIGHT\tQUEUED\tMETHODS")
+	var disagree []mdp.ServiceInfo
 	for _, s := range services {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", s.Name, s.Workers, s.Ready, s.Capacity, s.InFlight, s.Queued)
+		methods := "-"
+		if s.Digest != "" {
+			methods = strconv.Itoa(s.Methods)
+		}
+		if s.Contracts > 1 {
+			methods += " !"
+			disagree = append(disagree, s)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Workers, s.Ready, s.Capacity, s.InFlight, s.Queued, methods)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range disagree {
+		fmt.Fprintf(w, "! the workers of %s disagree about its contract: %d different ones (domo docs %s shows the latest)\n", s.Name, s.Contracts, s.Name)
+	}
+	return nil
 }

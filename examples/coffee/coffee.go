@@ -15,15 +15,15 @@ const Service = "coffee"
 
 // Order asks for a coffee.
 type Order struct {
-	Size string `json:"size"` // small, medium or large
-	Milk bool   `json:"milk"`
+	Size string `json:"size" jsonschema:"required,enum=small,enum=medium,enum=large,example=medium" jsonschema_description:"Small, medium or large; large ones take a while"`
+	Milk bool   `json:"milk,omitempty" jsonschema:"description=With milk"`
 }
 
 // Coffee is a made coffee.
 type Coffee struct {
-	Size   string `json:"size"`
-	Milk   bool   `json:"milk"`
-	Millis int64  `json:"millis"` // how long it took
+	Size   string `json:"size" jsonschema:"description=The size made"`
+	Milk   bool   `json:"milk" jsonschema:"description=With milk"`
+	Millis int64  `json:"millis" jsonschema:"description=How long it took in milliseconds"`
 }
 
 var brewTime = map[string]time.Duration{"small": 5 * time.Millisecond, "medium": 20 * time.Millisecond, "large": 100 * time.Millisecond}
@@ -46,7 +46,7 @@ func Make(ctx context.Context, in Order) (Coffee, error) {
 
 // New returns a coffee worker with its methods registered.
 func New(opts ...worker.Option) *worker.Worker {
-	w := worker.New(Service, opts...)
-	w.Handle("order", worker.Typed(Make))
+	w := worker.New(Service, append([]worker.Option{worker.WithDoc("Coffee, made to order; large ones take a while")}, opts...)...)
+	w.Handle("order", worker.Typed(Make), worker.Doc("Make a coffee; gives up when the caller's deadline passes."))
 	return w
 }

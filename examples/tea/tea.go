@@ -21,15 +21,15 @@ var Kinds = []string{"assam", "darjeeling", "earl grey", "green", "sencha"}
 
 // BrewRequest asks for a cup.
 type BrewRequest struct {
-	Kind  string `json:"kind"`  // one of Kinds; "assam" if empty
-	Sugar int    `json:"sugar"` // spoons, 0 to 5
+	Kind  string `json:"kind,omitempty" jsonschema:"enum=assam,enum=darjeeling,enum=earl grey,enum=green,enum=sencha,example=green" jsonschema_description:"The tea, one of the menu; assam if absent"`
+	Sugar int    `json:"sugar,omitempty" jsonschema:"minimum=0,maximum=5,example=1" jsonschema_description:"Spoons of sugar"`
 }
 
 // Cup is a brewed cup of tea.
 type Cup struct {
-	Kind  string `json:"kind"`
-	Sugar int    `json:"sugar"`
-	Note  string `json:"note"`
+	Kind  string `json:"kind" jsonschema:"description=The tea brewed"`
+	Sugar int    `json:"sugar" jsonschema:"description=Spoons of sugar in it"`
+	Note  string `json:"note" jsonschema:"description=A word from the brewer"`
 }
 
 // Brew makes a cup, refusing kinds not on the menu and silly amounts of sugar.
@@ -71,9 +71,10 @@ func Steep(ctx context.Context, req *worker.Request) ([]byte, error) {
 
 // New returns a tea worker with its methods registered.
 func New(opts ...worker.Option) *worker.Worker {
-	w := worker.New(Service, opts...)
-	w.Handle("brew", worker.Typed(Brew))
-	w.Handle("menu", worker.Typed(Menu))
-	w.HandleFunc("steep", Steep)
+	w := worker.New(Service, append([]worker.Option{worker.WithDoc("Tea, brewed to order")}, opts...)...)
+	w.Handle("brew", worker.Typed(Brew), worker.Doc("Brew a cup of tea, with sugar if asked."))
+	w.Handle("menu", worker.Typed(Menu), worker.Doc("List the teas on the menu."))
+	w.HandleFunc("steep", Steep, worker.Doc("Steep a pot, reporting each step to callers that accept a stream."), worker.Streaming(),
+		worker.Schemas(nil, json.RawMessage(`{"type":"object","properties":{"pot":{"type":"string","description":"ready"}}}`)))
 	return w
 }

@@ -14,7 +14,7 @@ const Service = "water"
 
 // Glass is an amount of water.
 type Glass struct {
-	ML int `json:"ml"`
+	ML int `json:"ml" jsonschema:"required,minimum=1,maximum=1000,example=250" jsonschema_description:"Millilitres"`
 }
 
 // Pour pours a glass of up to a litre.
@@ -27,7 +27,7 @@ func Pour(_ context.Context, in Glass) (Glass, error) {
 
 // Kettle is a boil request.
 type Kettle struct {
-	Celsius int `json:"celsius"`
+	Celsius int `json:"celsius" jsonschema:"example=100" jsonschema_description:"The temperature asked for; water boils at 100"`
 }
 
 // Boil heats the kettle; water at sea level does not go past 100.
@@ -43,9 +43,9 @@ func Echo(_ context.Context, req *worker.Request) ([]byte, error) { return req.P
 
 // New returns a water worker with its methods registered.
 func New(opts ...worker.Option) *worker.Worker {
-	w := worker.New(Service, opts...)
-	w.Handle("pour", worker.Typed(Pour))
-	w.Handle("boil", worker.Typed(Boil))
-	w.HandleFunc("echo", Echo)
+	w := worker.New(Service, append([]worker.Option{worker.WithDoc("Water: pour a glass, boil a kettle, or echo a payload")}, opts...)...)
+	w.Handle("pour", worker.Typed(Pour), worker.Doc("Pour a glass of up to a litre."))
+	w.Handle("boil", worker.Typed(Boil), worker.Doc("Boil the kettle; asking for more than 100 degrees is a typed error."))
+	w.HandleFunc("echo", Echo, worker.Doc("Return the payload unchanged, whatever it is: what `domo bench` measures."))
 	return w
 }
