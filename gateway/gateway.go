@@ -196,8 +196,9 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, rid, rest st
 	}
 
 	sd, md := g.docs.lookup(service, method)
-	if sd != nil && md == nil {
-		// The contract may be stale: a worker with the method may just have come.
+	if md == nil {
+		// The contracts may be stale: a worker of the service, or with
+		// the method, may just have come.
 		g.docs.refreshIfOlder(ctx, time.Second)
 		if sd, md = g.docs.lookup(service, method); sd != nil && md == nil {
 			return domo.Errorf(domo.CodeUnknownMethod, "service %q has no method %q", service, method)
@@ -298,7 +299,9 @@ func (g *Gateway) serveServices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	g.docs.refreshIfOlder(ctx, time.Second)
+	if g.stale(infos) {
+		g.docs.refreshIfOlder(ctx, 100*time.Millisecond)
+	}
 	type method struct {
 		Name      string `json:"name"`
 		Doc       string `json:"doc,omitempty"`
@@ -334,15 +337,20 @@ func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), contractsTimeout)
 	defer cancel()
-	g.docs.refreshIfOlder(ctx, time.Second)
+	// The brokers' services say which contracts (digests) they hold: fetch
+	// the contracts again if ours differ. Services without a contract get
+	// a generic path.
+	infos, err := g.client.Services(ctx)
+	if err == nil && g.stale(infos) {
+		g.docs.refreshIfOlder(ctx, 100*time.Millisecond)
+	} else if err != nil {
+		g.docs.refreshIfOlder(ctx, time.Second)
+	}
 	list, gen := g.docs.snapshot()
-	// Services without a contract get a generic path; ask which there are.
 	var bare []string
-	if infos, err := g.client.Services(ctx); err == nil {
-		for _, in := range infos {
-			if sd, _ := g.docs.lookup(in.Name, ""); sd == nil {
-				bare = append(bare, in.Name)
-			}
+	for _, in := range infos {
+		if sd, _ := g.docs.lookup(in.Name, ""); sd == nil {
+			bare = append(bare, in.Name)
 		}
 	}
 	key := strconv.FormatUint(gen, 10) + "|" + strings.Join(bare, ",")
@@ -361,6 +369,21 @@ func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(doc)
 	return nil
+}
+
+// stale reports whether the brokers list a service whose contract digest
+// differs from the one held.
+func (g *Gateway) stale(infos []mdp.ServiceInfo) bool {
+	for _, in := range infos {
+		sd, _ := g.docs.lookup(in.Name, "")
+		switch {
+		case sd == nil && (in.Digest != "" || in.Methods > 0):
+			return true
+		case sd != nil && in.Digest != "" && sd.contract.Digest != in.Digest:
+			return true
+		}
+	}
+	return false
 }
 
 // docsAccess applies AuthConfig.ProtectDocs.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/domo-framework/domo/broker"
+	"github.com/domo-framework/domo/gateway"
 )
 
 // brokerFlags binds the broker's configuration to flags.
@@ -32,6 +33,9 @@ func newBrokerCmd() *cobra.Command {
 	var (
 		drain    time.Duration
 		announce announceFlags
+		httpAddr string
+		gcfg     = gateway.DefaultConfig()
+		gf       gatewayFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -54,10 +58,39 @@ func newBrokerCmd() *cobra.Command {
 				b.Close()
 				return err
 			}
-			return runUntilSignal(cmd.Context(), b, drain)
+			if httpAddr == "" {
+				return runUntilSignal(cmd.Context(), b, drain)
+			}
+			// The gateway, in this process, calls through the broker's own
+			// endpoint; it stops taking requests when the signal comes,
+			// while the broker drains.
+			if err := gf.finish(&gcfg); err != nil {
+				b.Close()
+				return err
+			}
+			gcfg.Brokers = []string{localEndpoint(b.Endpoints()[0])}
+			bctx, stopBroker := context.WithCancel(cmd.Context())
+			defer stopBroker()
+			gctx, stopGateway := context.WithCancel(cmd.Context())
+			gdone := make(chan error, 1)
+			go func() {
+				err := serveGateway(gctx, gcfg, httpAddr, drain)
+				if err != nil {
+					stopBroker() // a broker without its gateway is not what was asked for
+				}
+				gdone <- err
+			}()
+			err = runUntilSignal(bctx, b, drain)
+			stopGateway()
+			if gerr := <-gdone; err == nil {
+				err = gerr
+			}
+			return err
 		},
 	}
 	brokerFlags(cmd, &cfg)
+	cmd.Flags().StringVar(&httpAddr, "http", "", "also serve the HTTP gateway on this address (HOST:PORT), calling through this broker; see domo gateway --help for its flags")
+	gf.bind(cmd, &gcfg)
 	announce.bind(cmd)
 	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests in flight finish")
 	return cmd

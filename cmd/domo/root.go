@@ -50,7 +50,7 @@ func newRootCmd() *cobra.Command {
 			stopProfile()
 		}
 	}
-	root.AddCommand(newBrokerCmd(), newCallCmd(), newServicesCmd(), newDocsCmd(), newDemoCmd(), newServeCmd(), newBenchCmd())
+	root.AddCommand(newBrokerCmd(), newCallCmd(), newServicesCmd(), newDocsCmd(), newDemoCmd(), newServeCmd(), newBenchCmd(), newGatewayCmd())
 	return root
 }
 

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var gatewayListening = regexp.MustCompile(`"msg":"gateway listening","addr":"(http://[^"]+)"`)
+
+// post sends a JSON body to url with the given header pairs and returns the
+// status and body.
+func post(t *testing.T, url, body string, headers ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	c := &http.Client{Timeout: runTimeout}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestBrokerHTTP: domo broker --http serves the gateway in-process.
+func TestBrokerHTTP(t *testing.T) {
+	t.Parallel()
+	p, ep := startBroker(t, "--http", "127.0.0.1:0")
+	base := p.waitFor(gatewayListening)[1]
+	startServe(t, ep, "tea")
+
+	if code, body := post(t, base+"/v1/tea/brew", `{"kind":"green","sugar":1}`); code != 200 || !strings.Contains(body, "a cup of green") {
+		t.Errorf("POST /v1/tea/brew = %d %s; want 200 and a cup", code, body)
+	}
+	if code, body := post(t, base+"/v1/tea/brew", `{"kind":`); code != 400 || !strings.Contains(body, `"invalid"`) {
+		t.Errorf("POST /v1/tea/brew bad JSON = %d %s; want 400 invalid", code, body)
+	}
+	if code, _ := post(t, base+"/v1/nosuch/x", `{}`); code != 404 {
+		t.Errorf("POST /v1/nosuch/x = %d; want 404", code)
+	}
+	resp, err := http.Get(base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(doc, []byte(`"/v1/tea/brew"`)) {
+		t.Errorf("GET /openapi.json = %d, lacking /v1/tea/brew:\n%s", resp.StatusCode, doc)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("domo broker --http: exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// TestGatewayCommand: domo gateway alone, with an HS256 secret from a file
+// and a role rule.
+func TestGatewayCommand(t *testing.T) {
+	t.Parallel()
+	_, ep := startBroker(t)
+	startServe(t, ep, "tea")
+	secret := []byte("an-e2e-secret-of-32-bytes-or-more")
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "gateway", "--log-format", "json", "--broker", ep, "--listen", "127.0.0.1:0",
+		"--jwt-secret-file", path, "--jwt-audience", "domo", "--rule", "tea.brew=role:barista", "--rule", "tea.menu=anonymous")
+	base := p.waitFor(gatewayListening)[1]
+	token := func(roles ...string) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "alice", "aud": "domo", "roles": roles, "exp": time.Now().Add(time.Hour).Unix(),
+		}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + s
+	}
+	for _, tt := range []struct {
+		name, path string
+		auth       string
+		status     int
+	}{
+		{"no token", "/v1/tea/brew", "", 401},
+		{"no role", "/v1/tea/brew", token("reader"), 403},
+		{"role", "/v1/tea/brew", token("barista"), 200},
+		{"anonymous method", "/v1/tea/menu", "", 200},
+	} {
+		var h []string
+		if tt.auth != "" {
+			h = []string{"Authorization", tt.auth}
+		}
+		if code, body := post(t, base+tt.path, `{}`, h...); code != tt.status {
+			t.Errorf("%s: POST %s = %d %s; want %d", tt.name, tt.path, code, body, tt.status)
+		}
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("domo gateway: exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+func TestParseRules(t *testing.T) {
+	got, err := parseRules([]string{"tea.brew=role:barista,role:admin,claim:tier=gold", "tea=anonymous"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got["tea.brew"]; len(r.Roles) != 2 || r.Claims["tier"] != "gold" || r.Anonymous || !got["tea"].Anonymous {
+		t.Errorf("parseRules = %+v", got)
+	}
+	for _, bad := range []string{"tea", "tea=", "tea=role:", "tea=claim:x", "tea=admin"} {
+		if _, err := parseRules([]string{bad}); err == nil {
+			t.Errorf("parseRules(%q) = nil error; want one", bad)
+		}
+	}
+}
