@@ -1,0 +1,366 @@
+// Package sqlstore is the SQL shared by the journal's stores: one table,
+// the same queries, with the differences between SQLite and PostgreSQL (DDL,
+// placeholders, the batch write) given by a Dialect.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/domo-framework/domo/journal"
+)
+
+// Table is the journal's table.
+const Table = "domo_journal"
+
+// Columns lists the table's columns in the order Values and Scan use.
+var Columns = []string{
+	"run", "seq", "broker", "request_id", "service", "method", "client", "worker",
+	"status", "code", "message", "attempts", "request_bytes", "reply_bytes",
+	"received_us", "dispatched_us", "last_dispatched_us", "ended_us",
+	"queue_us", "handling_us", "total_us", "request_body", "reply_body",
+}
+
+// Indexes are created by both dialects: keyset pagination over everything,
+// by service and method, by status, by request id.
+var Indexes = []string{
+	`CREATE INDEX IF NOT EXISTS domo_journal_received ON domo_journal (received_us, run, seq)`,
+	`CREATE INDEX IF NOT EXISTS domo_journal_service ON domo_journal (service, method, received_us)`,
+	`CREATE INDEX IF NOT EXISTS domo_journal_status ON domo_journal (status, received_us)`,
+	`CREATE INDEX IF NOT EXISTS domo_journal_request_id ON domo_journal (request_id) WHERE request_id <> ''`,
+}
+
+// Dialect is what differs between databases.
+type Dialect struct {
+	// Placeholder returns the n-th (1-based) parameter marker.
+	Placeholder func(n int) string
+	// Schema creates the table and its indexes (idempotent).
+	Schema []string
+	// Write upserts recs in tx.
+	Write func(ctx context.Context, tx *sql.Tx, recs []journal.Record) error
+}
+
+// Store is a journal.Store over database/sql.
+type Store struct {
+	DB *sql.DB
+	d  Dialect
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New creates the schema in db and returns a Store over it.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	for _, q := range d.Schema {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("journal: schema: %w", err)
+		}
+	}
+	return &Store{DB: db, d: d}, nil
+}
+
+// Micros converts a time to the stored form: microseconds since the epoch,
+// 0 for the zero time.
+func Micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us)
+}
+
+// Values returns r's column values in Columns order.
+func Values(r *journal.Record) []any {
+	return []any{
+		r.ID.Run, r.ID.Seq, r.Broker, r.RequestID, r.Service, r.Method, r.Client, r.Worker,
+		int64(r.Status), r.Code, r.Message, int64(r.Attempts), int64(r.RequestBytes), int64(r.ReplyBytes),
+		Micros(r.Received), Micros(r.Dispatched), Micros(r.LastDispatched), Micros(r.Ended),
+		r.QueueWait().Microseconds(), r.Handling().Microseconds(), r.Total().Microseconds(),
+		r.RequestBody, r.ReplyBody,
+	}
+}
+
+// UpsertSet is the "SET col = excluded.col, ..." of an upsert on (run, seq).
+func UpsertSet() string {
+	var b strings.Builder
+	for i, c := range Columns[2:] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s = excluded.%s", c, c)
+	}
+	return b.String()
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scan(s scanner) (journal.Record, error) {
+	var (
+		r                                    journal.Record
+		status, attempts, reqBytes, repBytes int64
+		rec, disp, last, end, q, h, tot      int64
+	)
+	err := s.Scan(&r.ID.Run, &r.ID.Seq, &r.Broker, &r.RequestID, &r.Service, &r.Method, &r.Client, &r.Worker,
+		&status, &r.Code, &r.Message, &attempts, &reqBytes, &repBytes,
+		&rec, &disp, &last, &end, &q, &h, &tot, &r.RequestBody, &r.ReplyBody)
+	if err != nil {
+		return r, err
+	}
+	r.Status, r.Attempts, r.RequestBytes, r.ReplyBytes = journal.Status(status), int(attempts), int(reqBytes), int(repBytes)
+	r.Received, r.Dispatched, r.LastDispatched, r.Ended = fromMicros(rec), fromMicros(disp), fromMicros(last), fromMicros(end)
+	return r, nil
+}
+
+// Write upserts recs in one transaction.
+func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal: write: %w", err)
+	}
+	if err := s.d.Write(ctx, tx, recs); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("journal: write: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journal: write: commit: %w", err)
+	}
+	return nil
+}
+
+// trimChunk bounds one DELETE, so that writes interleave with a long trim.
+const trimChunk = 10_000
+
+// Trim deletes by age, then by count, in chunks.
+func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int, error) {
+	p := s.d.Placeholder
+	total := 0
+	del := func(where string, args ...any) error {
+		q := fmt.Sprintf(`DELETE FROM %s WHERE (run, seq) IN (SELECT run, seq FROM %s WHERE %s LIMIT %d)`,
+			Table, Table, where, trimChunk)
+		for {
+			res, err := s.DB.ExecContext(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("journal: trim: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			total += int(n)
+			if n < trimChunk {
+				return nil
+			}
+		}
+	}
+	if !olderThan.IsZero() {
+		if err := del("received_us < "+p(1), olderThan.UnixMicro()); err != nil {
+			return total, err
+		}
+	}
+	if maxRows > 0 {
+		var us, run, seq int64
+		err := s.DB.QueryRowContext(ctx, fmt.Sprintf(
+			`SELECT received_us, run, seq FROM %s ORDER BY received_us DESC, run DESC, seq DESC LIMIT 1 OFFSET %d`,
+			Table, maxRows)).Scan(&us, &run, &seq)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return total, fmt.Errorf("journal: trim: %w", err)
+		default:
+			if err := del(fmt.Sprintf("(received_us, run, seq) <= (%s, %s, %s)", p(1), p(2), p(3)), us, run, seq); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+type where struct {
+	p     func(int) string
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	// cond has one %s per arg.
+	marks := make([]any, len(args))
+	for i := range args {
+		marks[i] = w.p(len(w.args) + i + 1)
+	}
+	w.conds = append(w.conds, fmt.Sprintf(cond, marks...))
+	w.args = append(w.args, args...)
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// List returns a page of records, newest first, by keyset.
+func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error) {
+	w := &where{p: s.d.Placeholder}
+	if f.Service != "" {
+		w.add("service = %s", f.Service)
+	}
+	if f.Method != "" {
+		w.add("method = %s", f.Method)
+	}
+	if f.RequestID != "" {
+		w.add("request_id = %s", f.RequestID)
+	}
+	switch {
+	case f.InProgress:
+		w.add("status IN (%s, %s)", int64(journal.StatusReceived), int64(journal.StatusProcessing))
+	case f.Status != 0:
+		w.add("status = %s", int64(f.Status))
+	}
+	if !f.From.IsZero() {
+		w.add("received_us >= %s", f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		w.add("received_us < %s", f.To.UnixMicro())
+	}
+	if f.After != "" {
+		us, id, err := journal.ParseCursor(f.After)
+		if err != nil {
+			return journal.Page{}, err
+		}
+		w.add("(received_us, run, seq) < (%s, %s, %s)", us, id.Run, id.Seq)
+	}
+	limit := f.PageLimit()
+	q := fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY received_us DESC, run DESC, seq DESC LIMIT %d`,
+		strings.Join(Columns, ", "), Table, w, limit+1)
+	rows, err := s.DB.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+	}
+	defer rows.Close()
+	var page journal.Page
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+		}
+		page.Records = append(page.Records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+	}
+	if len(page.Records) > limit {
+		page.Records = page.Records[:limit]
+		last := page.Records[limit-1]
+		page.Next = journal.Cursor(last.Received, last.ID)
+	}
+	return page, nil
+}
+
+// Get returns one record.
+func (s *Store) Get(ctx context.Context, id journal.ID) (journal.Record, error) {
+	p := s.d.Placeholder
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE run = %s AND seq = %s`, strings.Join(Columns, ", "), Table, p(1), p(2))
+	r, err := scan(s.DB.QueryRowContext(ctx, q, id.Run, id.Seq))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, journal.ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("journal: get %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Summary counts by status and takes nearest-rank percentiles of the total
+// time of answered requests, sorting only the window's rows.
+func (s *Store) Summary(ctx context.Context, win journal.Window) (journal.Summary, error) {
+	w := &where{p: s.d.Placeholder}
+	if win.Service != "" {
+		w.add("service = %s", win.Service)
+	}
+	if win.Method != "" {
+		w.add("method = %s", win.Method)
+	}
+	if !win.From.IsZero() {
+		w.add("received_us >= %s", win.From.UnixMicro())
+	}
+	if !win.To.IsZero() {
+		w.add("received_us < %s", win.To.UnixMicro())
+	}
+	var sum journal.Summary
+	rows, err := s.DB.QueryContext(ctx, fmt.Sprintf(`SELECT status, count(*) FROM %s%s GROUP BY status`, Table, w), w.args...)
+	if err != nil {
+		return sum, fmt.Errorf("journal: summary: %w", err)
+	}
+	for rows.Next() {
+		var st, n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return sum, fmt.Errorf("journal: summary: %w", err)
+		}
+		sum.Total += int(n)
+		switch journal.Status(st) {
+		case journal.StatusReceived:
+			sum.Received = int(n)
+		case journal.StatusProcessing:
+			sum.Processing = int(n)
+		case journal.StatusCompleted:
+			sum.Completed = int(n)
+		case journal.StatusFailed:
+			sum.Failed = int(n)
+		case journal.StatusDropped:
+			sum.Dropped = int(n)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, fmt.Errorf("journal: summary: %w", err)
+	}
+	answered := sum.Completed + sum.Failed
+	if answered == 0 {
+		return sum, nil
+	}
+	rank := func(p float64) int64 { return int64(max(1, math.Ceil(p*float64(answered)))) }
+	ranks := []int64{rank(0.50), rank(0.90), rank(0.99), int64(answered)}
+	w.add("status IN (%s, %s)", int64(journal.StatusCompleted), int64(journal.StatusFailed))
+	base := len(w.args)
+	p := s.d.Placeholder
+	q := fmt.Sprintf(`SELECT rn, total_us FROM (SELECT total_us, row_number() OVER (ORDER BY total_us) AS rn FROM %s%s) t WHERE rn IN (%s, %s, %s, %s)`,
+		Table, w, p(base+1), p(base+2), p(base+3), p(base+4))
+	args := append(w.args, ranks[0], ranks[1], ranks[2], ranks[3])
+	rows, err = s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return sum, fmt.Errorf("journal: summary: %w", err)
+	}
+	defer rows.Close()
+	vals := map[int64]time.Duration{}
+	for rows.Next() {
+		var rn, us int64
+		if err := rows.Scan(&rn, &us); err != nil {
+			return sum, fmt.Errorf("journal: summary: %w", err)
+		}
+		vals[rn] = time.Duration(us) * time.Microsecond
+	}
+	if err := rows.Err(); err != nil {
+		return sum, fmt.Errorf("journal: summary: %w", err)
+	}
+	sum.P50, sum.P90, sum.P99, sum.Max = vals[ranks[0]], vals[ranks[1]], vals[ranks[2]], vals[ranks[3]]
+	return sum, nil
+}
+
+// Close closes the database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.DB.Close() })
+	return s.closeErr
+}

@@ -1,0 +1,106 @@
+// Package postgres is the journal's shared store: one PostgreSQL table that
+// many brokers write to (github.com/jackc/pgx/v5). Importing it registers
+// "postgres" and "postgresql" with journal.Open:
+//
+//	import _ "github.com/domo-framework/domo/journal/postgres"
+//	store, err := journal.Open("postgres:host=db dbname=domo user=domo")
+//	store, err := journal.Open("postgres://domo@db/domo")
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/domo-framework/domo/journal"
+	"github.com/domo-framework/domo/journal/internal/sqlstore"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+)
+
+func init() {
+	open := func(ctx context.Context, dsn string) (journal.Store, error) { return Open(ctx, dsn) }
+	journal.Register("postgres", open)
+	journal.Register("postgresql", open)
+}
+
+// Store is a journal.Store in PostgreSQL. It is safe from several
+// goroutines, and many Stores (many brokers) may share one database.
+type Store struct {
+	*sqlstore.Store
+}
+
+var _ journal.Store = (*Store)(nil)
+
+// Open connects to the database dsn names (a libpq keyword string or a
+// postgres:// URL) and creates the journal's table if needed. It blocks.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("journal/postgres: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal/postgres: %w", err)
+	}
+	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
+		Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
+		Schema: append([]string{
+			// Serialize concurrent schema creation by brokers starting together.
+			`SELECT pg_advisory_xact_lock(7236211)`,
+			`CREATE TABLE IF NOT EXISTS domo_journal (
+			run BIGINT NOT NULL, seq BIGINT NOT NULL,
+			broker TEXT NOT NULL, request_id TEXT NOT NULL, service TEXT NOT NULL, method TEXT NOT NULL,
+			client TEXT NOT NULL, worker TEXT NOT NULL,
+			status SMALLINT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, attempts INTEGER NOT NULL,
+			request_bytes INTEGER NOT NULL, reply_bytes INTEGER NOT NULL,
+			received_us BIGINT NOT NULL, dispatched_us BIGINT NOT NULL, last_dispatched_us BIGINT NOT NULL,
+			ended_us BIGINT NOT NULL, queue_us BIGINT NOT NULL, handling_us BIGINT NOT NULL, total_us BIGINT NOT NULL,
+			request_body BYTEA, reply_body BYTEA,
+			PRIMARY KEY (run, seq))`}, sqlstore.Indexes...),
+		Write: write,
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal/postgres: %w", err)
+	}
+	return &Store{s}, nil
+}
+
+// The batch is one statement: each column is sent as an array and unnest
+// turns the arrays back into rows, so a batch costs one round trip.
+var pgTypes = []string{
+	"bigint", "bigint", "text", "text", "text", "text", "text", "text",
+	"smallint", "text", "text", "integer", "integer", "integer",
+	"bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bytea", "bytea",
+}
+
+var upsert = func() string {
+	params := make([]string, len(pgTypes))
+	for i, t := range pgTypes {
+		params[i] = fmt.Sprintf("$%d::%s[]", i+1, t)
+	}
+	return fmt.Sprintf(`INSERT INTO %s (%s) SELECT * FROM unnest(%s) ON CONFLICT (run, seq) DO UPDATE SET %s`,
+		sqlstore.Table, strings.Join(sqlstore.Columns, ", "), strings.Join(params, ", "), sqlstore.UpsertSet())
+}()
+
+func write(ctx context.Context, tx *sql.Tx, recs []journal.Record) error {
+	cols := make([][]any, len(sqlstore.Columns))
+	for i := range cols {
+		cols[i] = make([]any, len(recs))
+	}
+	for j := range recs {
+		for i, v := range sqlstore.Values(&recs[j]) {
+			cols[i][j] = v
+		}
+	}
+	args := make([]any, len(cols))
+	for i, c := range cols {
+		args[i] = c
+	}
+	_, err := tx.ExecContext(ctx, upsert, args...)
+	return err
+}
