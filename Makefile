@@ -7,17 +7,19 @@ FUZZ_TARGETS := FuzzParse FuzzHeaders FuzzEnvelope
 STATICCHECK_VERSION ?= latest
 COVERPROFILE ?= cover.out
 
-# System packages: libzmq for pebbe/zmq4 (cgo), pyzmq for the interop tests.
-APT_PACKAGES := libzmq3-dev pkg-config python3-zmq iproute2
+# System packages: libzmq for pebbe/zmq4 (cgo), pyzmq for the interop tests,
+# PostgreSQL for the journal's tests (make test-postgres).
+APT_PACKAGES := libzmq3-dev pkg-config python3-zmq iproute2 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build test race fuzz bench bench-e2e lint tidy cover deps demo clean
+.PHONY: help build test test-postgres race fuzz bench bench-e2e lint tidy cover deps demo clean
 
 help:
 	@echo 'targets:'
 	@echo '  deps    install system packages with apt ($(APT_PACKAGES))'
 	@echo '  build   build bin/domo'
 	@echo '  test    run the whole test suite with the race detector'
+	@echo '  test-postgres  the journal tests against a throwaway PostgreSQL (scripts/postgres-test.sh)'
 	@echo '  race    same as test'
 	@echo '  fuzz    run each fuzz target in $(FUZZ_PKG) for FUZZTIME ($(FUZZTIME))'
 	@echo '  bench   run the benchmarks'
@@ -34,6 +36,12 @@ test:
 	$(GO) test -race -count=1 ./...
 
 race: test
+
+# The journal's tests with a throwaway PostgreSQL cluster (Debian's postgresql).
+test-postgres:
+	@set -e; eval "$$(scripts/postgres-test.sh start)"; \
+	trap 'scripts/postgres-test.sh stop "$$DOMO_TEST_POSTGRES_DIR"' EXIT; \
+	$(GO) test -race -count=1 ./journal/...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
