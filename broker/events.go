@@ -48,6 +48,11 @@ type Event struct {
 	Message   string    // Failed: the error message
 	Bytes     int       // Received: request body bytes; Completed, Failed: reply body bytes
 	Received  time.Time // when the broker received the request (every kind)
+
+	// Traceparent and Tracestate are the request's W3C trace context
+	// headers, on Received only; empty if it carried none.
+	Traceparent string
+	Tracestate  string
 }
 
 // emit sends an event for r if anyone listens. It never blocks.

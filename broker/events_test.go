@@ -28,7 +28,10 @@ func TestEventsTraceARequest(t *testing.T) {
 	waitWorkers(t, b, 1)
 	c := dial(t, ep)
 
-	c.sendMsg(clientV1("tea", request("brew", "r1")...))
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	c.sendMsg(clientV1("tea", request("brew", "r1", func(h mdp.Headers) mdp.Headers {
+		return mdp.AppendHeader(h, mdp.HeaderTraceparent, tp)
+	})...))
 	req := w.expect("request")
 	env, _ := mdp.ParseRequest(req.Body)
 	w.sendMsg(reply(req, mdp.OKReply(env.Headers, []byte("cup")).Append(nil)...))
@@ -43,6 +46,9 @@ func TestEventsTraceARequest(t *testing.T) {
 		}
 		if i == 0 {
 			seq = e.Seq
+			if e.Traceparent != tp {
+				t.Fatalf("received event traceparent = %q; want %q", e.Traceparent, tp)
+			}
 		} else if e.Seq != seq {
 			t.Fatalf("event %d has seq %d; want %d like the first", i, e.Seq, seq)
 		}

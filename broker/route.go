@@ -70,7 +70,15 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 	svc := b.services[string(msg.Service)]
 	r := b.newRequest(identity, msg, svc)
 	r.fromPeer = isPeer(identity)
-	b.emit(Received, r, func(e *Event) { e.Bytes = bodySize(r.body) })
+	b.emit(Received, r, func(e *Event) {
+		e.Bytes = bodySize(r.body)
+		if r.envelope {
+			env, _ := mdp.ParseRequest(r.body)
+			tp, _ := env.Headers.Get(mdp.HeaderTraceparent)
+			ts, _ := env.Headers.Get(mdp.HeaderTracestate)
+			e.Traceparent, e.Tracestate = string(tp), string(ts)
+		}
+	})
 	now := r.received
 	switch {
 	case b.draining:

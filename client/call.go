@@ -12,6 +12,7 @@ import (
 
 	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/mdp"
+	"github.com/domo-framework/domo/tracing"
 )
 
 // call is one request waiting for its reply in Client.pending. The loop (or
@@ -166,7 +167,7 @@ func (c *Client) invoke(ctx context.Context, name string, payload []byte, copyPa
 		deadline = time.Now().Add(c.opts.timeout)
 	}
 	id := c.seq.Add(1)
-	co := collect(opts)
+	co := collect(traced(ctx, opts))
 	om, err := c.encode(1, service, method, payload, copyPayload, id, deadline, co)
 	if err != nil {
 		return nil, c.fail(name, err)
@@ -347,4 +348,18 @@ func (c *Client) encode(v mdp.Version, service, method string, payload []byte, c
 	om.id = id
 	om.version, om.service, om.method, om.payload, om.hdrLen = v, svc, meth, payload, len(h)
 	return om, nil
+}
+
+// traced adds the W3C trace context of ctx, if it carries a span, to the
+// request's headers, so the broker and the handler join the caller's trace.
+func traced(ctx context.Context, opts []CallOption) []CallOption {
+	tp, ts := tracing.Fields(ctx)
+	if tp == "" {
+		return opts
+	}
+	opts = append(opts[:len(opts):len(opts)], Header(mdp.HeaderTraceparent, tp))
+	if ts != "" {
+		opts = append(opts, Header(mdp.HeaderTracestate, ts))
+	}
+	return opts
 }

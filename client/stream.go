@@ -54,7 +54,7 @@ func (c *Client) Stream(ctx context.Context, method string, payload []byte, opts
 		deadline = time.Now().Add(c.opts.timeout)
 	}
 	id := c.seq.Add(1)
-	om, err := c.encode(2, service, m, payload, true, id, deadline, collect(opts))
+	om, err := c.encode(2, service, m, payload, true, id, deadline, collect(traced(ctx, opts)))
 	if err != nil {
 		return nil, c.failStream(method, err)
 	}

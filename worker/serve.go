@@ -10,6 +10,7 @@ import (
 
 	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/mdp"
+	"github.com/domo-framework/domo/tracing"
 )
 
 // serve runs on a pool goroutine: it answers one job and hands the reply to
@@ -76,6 +77,8 @@ func (w *Worker) answer(ctx context.Context, j *job) [][]byte {
 		ctx, cancel = context.WithDeadline(ctx, dl)
 		defer cancel()
 	}
+	ctx, span := tracing.StartHandler(ctx, env.Headers, w.service, method)
+	defer span.End()
 	req := &Request{
 		Service:  w.service,
 		Method:   method,
@@ -94,6 +97,7 @@ func (w *Worker) answer(ctx context.Context, j *job) [][]byte {
 	}
 	payload, err := w.call(ctx, h, req)
 	req.done.Store(true)
+	tracing.Fail(span, err)
 	if err != nil {
 		w.stats.failed.Add(1)
 		return errorBody(hdr, wireError(ctx, err))
@@ -108,7 +112,7 @@ func (w *Worker) call(ctx context.Context, h Handler, req *Request) (payload []b
 	defer func() {
 		if p := recover(); p != nil {
 			w.stats.panics.Add(1)
-			w.log.Error("worker: handler panicked", "method", req.Method, "id", req.ID,
+			w.log.ErrorContext(ctx, "worker: handler panicked", "method", req.Method, "request_id", req.ID,
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			payload, err = nil, domo.Errorf(domo.CodeInternal, "method %q failed", req.Method)
 		}

@@ -89,7 +89,7 @@ type request struct {
 func New(tp trace.TracerProvider, opts ...Option) *Tracer {
 	t := &Tracer{
 		tracer:  tp.Tracer(tracing.ScopeName),
-		parent:  func(broker.Event) (string, string) { return "", "" },
+		parent:  func(e broker.Event) (string, string) { return e.Traceparent, e.Tracestate },
 		maxOpen: DefaultMaxOpen,
 		maxAge:  DefaultMaxAge,
 		open:    make(map[uint64]*request),
