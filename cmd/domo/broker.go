@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +36,7 @@ func newBrokerCmd() *cobra.Command {
 	var (
 		drain    time.Duration
 		announce announceFlags
+		observe  observeFlags
 		httpAddr string
 		gcfg     = gateway.DefaultConfig()
 		gf       gatewayFlags
@@ -45,62 +49,129 @@ func newBrokerCmd() *cobra.Command {
 			if err := announce.check(); err != nil {
 				return err
 			}
-			cfg.Logger = slog.Default()
-			b, err := broker.New(cfg)
-			if err != nil {
-				return err
-			}
-			// Announcements stop (with a "leaving" beacon) when the signal
-			// comes, before the drain.
-			actx, stop := context.WithCancel(cmd.Context())
-			defer stop()
-			if err := announce.start(actx, b, b.ID()); err != nil {
-				b.Close()
-				return err
-			}
-			if httpAddr == "" {
-				return runUntilSignal(cmd.Context(), b, drain)
-			}
-			// The gateway, in this process, calls through the broker's own
-			// endpoint; it stops taking requests when the signal comes,
-			// while the broker drains.
-			if err := gf.finish(&gcfg); err != nil {
-				b.Close()
-				return err
-			}
-			gcfg.Brokers = []string{localEndpoint(b.Endpoints()[0])}
-			bctx, stopBroker := context.WithCancel(cmd.Context())
-			defer stopBroker()
-			gctx, stopGateway := context.WithCancel(cmd.Context())
-			gdone := make(chan error, 1)
-			go func() {
-				err := serveGateway(gctx, gcfg, httpAddr, drain)
-				if err != nil {
-					stopBroker() // a broker without its gateway is not what was asked for
+			if httpAddr != "" {
+				if err := gf.finish(&gcfg); err != nil {
+					return err
 				}
-				gdone <- err
-			}()
-			err = runUntilSignal(bctx, b, drain)
-			stopGateway()
-			if gerr := <-gdone; err == nil {
-				err = gerr
 			}
-			return err
+			return runBroker(cmd.Context(), brokerRun{
+				cfg: cfg, drain: drain, announce: &announce, observe: observe, httpAddr: httpAddr, gateway: gcfg,
+			})
 		},
 	}
 	brokerFlags(cmd, &cfg)
-	cmd.Flags().StringVar(&httpAddr, "http", "", "also serve the HTTP gateway on this address (HOST:PORT), calling through this broker; see domo gateway --help for its flags")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "also serve HTTP on this address (HOST:PORT): the gateway (/v1/, /openapi.json, /docs) and Prometheus metrics (/metrics); see domo gateway --help for the gateway's flags")
 	gf.bind(cmd, &gcfg)
 	announce.bind(cmd)
+	observe.bind(cmd)
 	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests in flight finish")
 	return cmd
+}
+
+// brokerRun is everything a broker process runs: the broker, its
+// announcements, its observers and its HTTP side.
+type brokerRun struct {
+	cfg      broker.Config
+	drain    time.Duration
+	announce *announceFlags
+	observe  observeFlags
+	httpAddr string
+	gateway  gateway.Config
+	// ready, if set, is called once the broker is bound, with the base URL
+	// of the HTTP side ("" without one).
+	ready func(b *broker.Broker, httpURL string)
+}
+
+// runBroker runs a broker process until ctx ends (a signal), then drains.
+func runBroker(ctx context.Context, r brokerRun) error {
+	r.cfg.Logger = slog.Default()
+	ob, err := r.observe.open(ctx, &r.cfg)
+	if err != nil {
+		return err
+	}
+	defer ob.close() // after the broker: the journal records the drain too
+	b, err := broker.New(r.cfg)
+	if err != nil {
+		return err
+	}
+	ob.start(b)
+	// Announcements stop (with a "leaving" beacon) when the signal comes,
+	// before the drain.
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	if r.announce != nil {
+		if err := r.announce.start(actx, b, b.ID()); err != nil {
+			b.Close()
+			return err
+		}
+	}
+	done := launchBroker(b) // before the gateway, which asks the broker for contracts
+	if r.httpAddr == "" {
+		if r.ready != nil {
+			r.ready(b, "")
+		}
+		return waitUntilSignal(ctx, b, done, r.drain)
+	}
+	ln, err := net.Listen("tcp", r.httpAddr)
+	if err != nil {
+		b.Close()
+		<-done
+		return fmt.Errorf("--http: %w", err)
+	}
+	// The gateway, in this process, calls through the broker's own
+	// endpoint; HTTP stops taking requests when the signal comes, while
+	// the broker drains.
+	r.gateway.Brokers = []string{localEndpoint(b.Endpoints()[0])}
+	r.gateway.Logger = slog.Default()
+	g, err := gateway.New(r.gateway)
+	if err != nil {
+		ln.Close()
+		b.Close()
+		<-done
+		return err
+	}
+	defer g.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/", g) // the gateway: /v1/, /openapi.json, /docs
+	mux.Handle("GET /metrics", ob.metricsHandler())
+	bctx, stopBroker := context.WithCancel(ctx)
+	defer stopBroker()
+	hctx, stopHTTP := context.WithCancel(ctx)
+	hdone := make(chan error, 1)
+	if r.ready != nil {
+		r.ready(b, "http://"+ln.Addr().String())
+	}
+	go func() {
+		err := serveHTTP(hctx, ln, mux, r.drain)
+		if err != nil {
+			stopBroker() // a broker without the HTTP side it was asked for is not what was asked for
+		}
+		hdone <- err
+	}()
+	err = waitUntilSignal(bctx, b, done, r.drain)
+	stopHTTP()
+	if herr := <-hdone; err == nil {
+		err = herr
+	}
+	return err
 }
 
 // runUntilSignal runs b until ctx ends (a signal), then shuts it down
 // gracefully within drain.
 func runUntilSignal(ctx context.Context, b *broker.Broker, drain time.Duration) error {
+	return waitUntilSignal(ctx, b, launchBroker(b), drain)
+}
+
+// launchBroker runs b in the background; the channel yields Run's result.
+func launchBroker(b *broker.Broker) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(context.Background()) }()
+	return done
+}
+
+// waitUntilSignal waits until the started broker b stops (done) or ctx
+// ends, and then shuts it down gracefully within drain.
+func waitUntilSignal(ctx context.Context, b *broker.Broker, done <-chan error, drain time.Duration) error {
 	select {
 	case err := <-done:
 		return err

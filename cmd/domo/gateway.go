@@ -148,23 +148,29 @@ func splitBrokers(in []string) []string {
 // accepting, lets requests in flight finish within drain, and closes it.
 func serveGateway(ctx context.Context, cfg gateway.Config, addr string, drain time.Duration) error {
 	cfg.Logger = slog.Default()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
 	g, err := gateway.New(cfg)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer g.Close()
+	slog.Info("gateway", "brokers", cfg.Brokers)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	return serveHTTP(ctx, ln, g, drain)
+}
+
+// serveHTTP serves h on ln until ctx ends, then stops accepting and lets
+// requests in flight finish within drain.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration) error {
 	srv := &http.Server{
-		Handler:           g,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
 	}
-	slog.Info("gateway listening", "addr", "http://"+ln.Addr().String(), "brokers", cfg.Brokers)
+	slog.Info("http listening", "addr", "http://"+ln.Addr().String())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -175,7 +181,7 @@ func serveGateway(ctx context.Context, cfg gateway.Config, addr string, drain ti
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		slog.Warn("gateway: drain cut short", "err", err)
+		slog.Warn("http: drain cut short", "err", err)
 		srv.Close()
 	}
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {

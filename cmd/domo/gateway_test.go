@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/domo-framework/domo/journal"
 )
 
-var gatewayListening = regexp.MustCompile(`"msg":"gateway listening","addr":"(http://[^"]+)"`)
+var gatewayListening = regexp.MustCompile(`"msg":"http listening","addr":"(http://[^"]+)"`)
 
 // post sends a JSON body to url with the given header pairs and returns the
 // status and body.
@@ -39,10 +42,12 @@ func post(t *testing.T, url, body string, headers ...string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestBrokerHTTP: domo broker --http serves the gateway in-process.
+// TestBrokerHTTP: domo broker --http serves the gateway and /metrics
+// in-process, and --journal records the requests in SQLite.
 func TestBrokerHTTP(t *testing.T) {
 	t.Parallel()
-	p, ep := startBroker(t, "--http", "127.0.0.1:0")
+	journalPath := filepath.Join(t.TempDir(), "journal.db")
+	p, ep := startBroker(t, "--http", "127.0.0.1:0", "--journal", "sqlite:"+journalPath)
 	base := p.waitFor(gatewayListening)[1]
 	startServe(t, ep, "tea")
 
@@ -64,8 +69,37 @@ func TestBrokerHTTP(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(doc, []byte(`"/v1/tea/brew"`)) {
 		t.Errorf("GET /openapi.json = %d, lacking /v1/tea/brew:\n%s", resp.StatusCode, doc)
 	}
+	// Metrics are fed by the broker's events, which arrive asynchronously.
+	want := `domo_requests_total{method="brew",service="tea",status="ok"} 1`
+	var metrics []byte
+	for deadline := time.Now().Add(runTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(metrics, []byte(want)) {
+			break
+		}
+	}
+	if !bytes.Contains(metrics, []byte(want)) || !bytes.Contains(metrics, []byte(`domo_broker_workers{service="tea"} 1`)) {
+		t.Errorf("GET /metrics lacks %s or the tea worker:\n%s", want, metrics)
+	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("domo broker --http: exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+	store, err := journal.Open("sqlite:" + journalPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	page, err := store.List(context.Background(), journal.Filter{Service: "tea", Method: "brew"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 1 || page.Records[0].Status != journal.StatusCompleted {
+		t.Errorf("journal has %+v; want the one completed tea.brew", page.Records)
 	}
 }
 
