@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/domo-framework/domo/broker"
+	"github.com/domo-framework/domo/client"
+	"github.com/domo-framework/domo/dashboard"
 	"github.com/domo-framework/domo/gateway"
 )
 
@@ -60,7 +62,7 @@ func newBrokerCmd() *cobra.Command {
 		},
 	}
 	brokerFlags(cmd, &cfg)
-	cmd.Flags().StringVar(&httpAddr, "http", "", "also serve HTTP on this address (HOST:PORT): the gateway (/v1/, /openapi.json, /docs) and Prometheus metrics (/metrics); see domo gateway --help for the gateway's flags")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "also serve HTTP on this address (HOST:PORT): the dashboard (/), the gateway (/v1/, /openapi.json, /docs) and Prometheus metrics (/metrics); see domo gateway --help for the gateway's flags")
 	gf.bind(cmd, &gcfg)
 	announce.bind(cmd)
 	observe.bind(cmd)
@@ -131,9 +133,27 @@ func runBroker(ctx context.Context, r brokerRun) error {
 		return err
 	}
 	defer g.Close()
+	// The dashboard reads contracts over MMI like any client.
+	mc, err := client.New(client.WithBroker(r.gateway.Brokers...), client.WithLogger(slog.Default()))
+	if err != nil {
+		ln.Close()
+		b.Close()
+		<-done
+		return err
+	}
+	defer mc.Close()
+	dashCfg := dashboard.Config{Broker: b, Contracts: dashboard.MMIDocs(mc), Title: "domo " + b.ID(), Logger: slog.Default()}
+	if ob.store != nil {
+		dashCfg.Journal = ob.store
+	}
+	dash := dashboard.New(dashCfg)
+	defer dash.Close()
 	mux := http.NewServeMux()
-	mux.Handle("/", g) // the gateway: /v1/, /openapi.json, /docs
+	mux.Handle("/v1/", g) // the gateway
+	mux.Handle("/openapi.json", g)
+	mux.Handle("/docs", g)
 	mux.Handle("GET /metrics", ob.metricsHandler())
+	mux.Handle("/", dash) // pages at /, its API under /api/
 	bctx, stopBroker := context.WithCancel(ctx)
 	defer stopBroker()
 	hctx, stopHTTP := context.WithCancel(ctx)
@@ -149,6 +169,7 @@ func runBroker(ctx context.Context, r brokerRun) error {
 		hdone <- err
 	}()
 	err = waitUntilSignal(bctx, b, done, r.drain)
+	dash.Close() // ends its event streams, which would hold up the HTTP drain
 	stopHTTP()
 	if herr := <-hdone; err == nil {
 		err = herr

@@ -27,11 +27,11 @@ func newDemoCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a broker with the example services tea, coffee and water, the HTTP gateway and metrics",
+		Short: "Run a broker with the example services tea, coffee and water, the gateway and the dashboard",
 		Long: `demo runs, in one process and on embedded defaults, what a small deployment runs:
 a broker, workers of the example services tea, coffee and water, the HTTP
-gateway with its OpenAPI page, Prometheus metrics, and a request journal in
-SQLite (in a temporary directory unless --journal says otherwise).`,
+gateway with its OpenAPI page, the dashboard, Prometheus metrics, and a request
+journal in SQLite (in a temporary directory unless --journal says otherwise).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if observe.journal == "" {
@@ -73,7 +73,7 @@ SQLite (in a temporary directory unless --journal says otherwise).`,
 		},
 	}
 	brokerFlags(cmd, &cfg)
-	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "HTTP address of the gateway and /metrics (empty: none)")
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "HTTP address of the dashboard, the gateway and /metrics (empty: none)")
 	observe.bind(cmd)
 	return cmd
 }
@@ -97,6 +97,7 @@ Try, in another terminal:
 	if httpURL != "" {
 		fmt.Fprintf(out, `Over HTTP:
   curl -s -H 'Content-Type: application/json' -d '{"kind":"green","sugar":1}' %[1]s/v1/tea/brew
+  %[1]s/                the dashboard: health, services, requests
   %[1]s/docs            the API, rendered from the services' contracts
   %[1]s/openapi.json    the OpenAPI 3.1 document
   %[1]s/metrics         Prometheus metrics
