@@ -57,6 +57,12 @@ type Config struct {
 	// events are dropped and counted. Give it a generous buffer.
 	Events chan<- Event
 
+	// EventBodies, if positive, copies up to that many bytes of each
+	// request's and reply's payload into its events (for a journal that
+	// keeps bodies). Methods whose contract marks them sensitive never
+	// have their bodies copied. 0 copies none.
+	EventBodies int
+
 	// Limits bound every message the broker accepts.
 	Limits mdp.Limits
 

@@ -204,3 +204,20 @@ func describe(svc *service, info *mdp.ServiceInfo) {
 	}
 	info.Contracts = svc.docs.live()
 }
+
+// sensitive reports whether the contract of svc marks method sensitive.
+func sensitive(svc *service, method string) bool {
+	if svc == nil || svc.docs == nil {
+		return false
+	}
+	s := svc.docs.byDigest[svc.docs.latest]
+	if s == nil {
+		return false
+	}
+	for _, m := range s.contract.Methods {
+		if m.Name == method {
+			return m.Sensitive
+		}
+	}
+	return false
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/hex"
 	"time"
 
@@ -53,6 +54,14 @@ type Event struct {
 	// headers, on Received only; empty if it carried none.
 	Traceparent string
 	Tracestate  string
+
+	// Body is a copy of the payload, at most Config.EventBodies bytes: the
+	// request's on Received, the reply's on Completed and Failed. Nil when
+	// bodies are off or the method is sensitive.
+	Body []byte
+	// Sensitive reports that the method's contract forbids recording its
+	// bodies.
+	Sensitive bool
 }
 
 // emit sends an event for r if anyone listens. It never blocks.
@@ -97,7 +106,23 @@ func (b *Broker) emitReply(r *request, by string, body [][]byte) {
 	}
 	b.emit(kind, r, func(e *Event) {
 		e.Worker, e.Code, e.Message, e.Bytes = by, code, msg, size
+		if rep, err := mdp.ParseReply(body); err == nil {
+			b.copyBody(e, r, rep.Payload)
+		}
 	})
+}
+
+// copyBody puts a capped copy of payload in e, if bodies are on and r's
+// method is not sensitive.
+func (b *Broker) copyBody(e *Event, r *request, payload []byte) {
+	if b.cfg.EventBodies <= 0 || !r.envelope {
+		return
+	}
+	if sensitive(r.service, string(r.method)) {
+		e.Sensitive = true
+		return
+	}
+	e.Body = bytes.Clone(payload[:min(len(payload), b.cfg.EventBodies)])
 }
 
 func bodySize(body [][]byte) int {

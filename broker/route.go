@@ -77,6 +77,7 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 			tp, _ := env.Headers.Get(mdp.HeaderTraceparent)
 			ts, _ := env.Headers.Get(mdp.HeaderTracestate)
 			e.Traceparent, e.Tracestate = string(tp), string(ts)
+			b.copyBody(e, r, env.Payload)
 		}
 	})
 	now := r.received

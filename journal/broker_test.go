@@ -221,3 +221,61 @@ func TestStalledStore(t *testing.T) {
 		t.Errorf("after release: Stats = %+v", st)
 	}
 }
+
+// TestBodies: with bodies on, a request's and reply's payloads are kept,
+// capped; a method whose contract marks it sensitive keeps none.
+func TestBodies(t *testing.T) {
+	ch := make(chan broker.Event, 10_000)
+	store := openSQLite(t)
+	rec := journal.NewRecorder(store, journal.Config{Broker: "b1", FlushInterval: 10 * time.Millisecond, MaxBody: 8})
+	run(t, rec, ch)
+	_, ep := testbroker.Start(t, func(c *broker.Config) { c.Events, c.EventBodies = ch, 8 })
+	w := worker.New("vault", worker.WithBroker(ep),
+		worker.WithHeartbeat(testbroker.HeartbeatInterval, testbroker.HeartbeatLiveness))
+	echo := func(_ context.Context, r *worker.Request) ([]byte, error) { return r.Payload, nil }
+	w.HandleFunc("echo", echo)
+	w.HandleFunc("secret", echo, worker.Sensitive())
+	wdone := make(chan error, 1)
+	go func() { wdone <- w.Run(context.Background()) }()
+	t.Cleanup(func() { w.Close(); <-wdone })
+	c, err := client.New(client.WithBroker(ep), client.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	for _, m := range []string{"vault.echo", "vault.secret"} {
+		for {
+			if _, err := c.Invoke(ctx, m, []byte("a long payload")); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // the worker is still saying READY
+		}
+	}
+	get := func(method string) journal.Record {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if err := rec.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			page, err := store.List(ctx, journal.Filter{Service: "vault", Method: method, Status: journal.StatusCompleted, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Records) == 1 {
+				return page.Records[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no completed vault.%s in the journal", method)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if r := get("echo"); string(r.RequestBody) != "a long p" || string(r.ReplyBody) != "a long p" {
+		t.Errorf("echo bodies = %q, %q; want the first 8 bytes of each", r.RequestBody, r.ReplyBody)
+	}
+	if r := get("secret"); r.RequestBody != nil || r.ReplyBody != nil || r.RequestBytes == 0 {
+		t.Errorf("sensitive method's record = %+v; want sizes but no bodies", r)
+	}
+}

@@ -267,6 +267,9 @@ func (r *Recorder) fold(e broker.Event) {
 	switch e.Kind {
 	case broker.Received:
 		rec.RequestBytes = e.Bytes
+		if !e.Sensitive {
+			rec.RequestBody = r.cfg.Body(e.Service, e.Method, e.Body)
+		}
 	case broker.Dispatched:
 		rec.Attempts++
 		if rec.Dispatched.IsZero() {
@@ -289,6 +292,9 @@ func (r *Recorder) fold(e broker.Event) {
 		rec.Code, rec.Message = string(e.Code), e.Message
 		if e.Kind != broker.Dropped {
 			rec.ReplyBytes = e.Bytes
+			if !e.Sensitive {
+				rec.ReplyBody = r.cfg.Body(e.Service, e.Method, e.Body)
+			}
 		}
 		delete(r.live, seq)
 	}

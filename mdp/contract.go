@@ -43,6 +43,9 @@ type MethodContract struct {
 	Reply   json.RawMessage `json:"reply,omitempty"`
 	// Streaming reports that the method sends partial replies.
 	Streaming bool `json:"streaming,omitempty"`
+	// Sensitive marks a method whose bodies must never be recorded (in a
+	// journal, logs or traces), whatever else is configured.
+	Sensitive bool `json:"sensitive,omitempty"`
 }
 
 // ParseContract decodes a contract from its JSON, checking that it names

@@ -29,6 +29,12 @@ func Streaming() MethodOption {
 	return func(m *mdp.MethodContract) { m.Streaming = true }
 }
 
+// Sensitive marks the method's requests and replies as never to be
+// recorded: a broker that journals bodies leaves this method's out.
+func Sensitive() MethodOption {
+	return func(m *mdp.MethodContract) { m.Sensitive = true }
+}
+
 // Schemas sets the JSON Schemas of the method's request and reply payloads
 // (nil for none), for a handler that is not Typed, or to replace what Typed
 // reflected. They are published in the contract only: the worker checks

@@ -28,6 +28,7 @@ type observeFlags struct {
 	journal   string
 	retention string
 	maxRows   int
+	bodies    int
 	trace     string
 }
 
@@ -36,6 +37,7 @@ func (o *observeFlags) bind(cmd *cobra.Command) {
 	f.StringVar(&o.journal, "journal", "", "record every request: sqlite:PATH or postgres:DSN (off if empty)")
 	f.StringVar(&o.retention, "journal-retention", "7d", "delete journal records older than this (e.g. 36h, 7d; 0 keeps them)")
 	f.IntVar(&o.maxRows, "journal-max-rows", 1_000_000, "keep at most this many journal records (0: no limit)")
+	f.IntVar(&o.bodies, "journal-bodies", 0, "keep up to this many bytes of each request's and reply's payload in the journal (0: none; methods marked sensitive never)")
 	f.StringVar(&o.trace, "trace-endpoint", "", "send OpenTelemetry traces to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (off if empty)")
 }
 
@@ -67,8 +69,9 @@ func (o observeFlags) open(ctx context.Context, cfg *broker.Config) (*observer, 
 		if ob.store, err = journal.Open(o.journal); err != nil {
 			return nil, fmt.Errorf("--journal: %w", err)
 		}
+		cfg.EventBodies = o.bodies
 		ob.recorder = journal.NewRecorder(ob.store, journal.Config{
-			Broker: cfg.ID, Retention: keep, MaxRows: o.maxRows, Logger: slog.Default(),
+			Broker: cfg.ID, Retention: keep, MaxRows: o.maxRows, MaxBody: o.bodies, Logger: slog.Default(),
 		})
 	}
 	stop, err := otlp.Setup(ctx, o.trace, otlp.ServiceName("domo-broker"))
