@@ -195,11 +195,12 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, rid, rest st
 		return err
 	}
 
-	sd, md := g.docs.lookup(service, method)
+	_, md := g.docs.lookup(service, method)
 	if md == nil {
 		// The contracts may be stale: a worker of the service, or with
 		// the method, may just have come.
 		g.docs.refreshIfOlder(ctx, time.Second)
+		var sd *serviceDoc
 		if sd, md = g.docs.lookup(service, method); sd != nil && md == nil {
 			return domo.Errorf(domo.CodeUnknownMethod, "service %q has no method %q", service, method)
 		}

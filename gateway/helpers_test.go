@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +29,6 @@ type env struct {
 	endpoint string
 	gw       *gateway.Gateway
 	srv      *httptest.Server
-	mu       sync.Mutex
 	release  chan struct{} // closed to let "busy.hold" return
 }
 

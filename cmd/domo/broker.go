@@ -177,12 +177,6 @@ func runBroker(ctx context.Context, r brokerRun) error {
 	return err
 }
 
-// runUntilSignal runs b until ctx ends (a signal), then shuts it down
-// gracefully within drain.
-func runUntilSignal(ctx context.Context, b *broker.Broker, drain time.Duration) error {
-	return waitUntilSignal(ctx, b, launchBroker(b), drain)
-}
-
 // launchBroker runs b in the background; the channel yields Run's result.
 func launchBroker(b *broker.Broker) <-chan error {
 	done := make(chan error, 1)

@@ -12,10 +12,9 @@ import (
 
 // failover is what a kill or a stop of one broker measured.
 type failover struct {
-	dead      time.Duration // until the client gave the broker up
-	firstOK   time.Duration // until the first success of a call started after the event
-	inFlight  time.Duration // until the last call started before the event ended
-	evacuated int           // calls that were in flight at the broker
+	dead     time.Duration // until the client gave the broker up
+	firstOK  time.Duration // until the first success of a call started after the event
+	inFlight time.Duration // until the last call started before the event ended
 }
 
 func measure(t *testing.T, recs []record, at time.Time) failover {
