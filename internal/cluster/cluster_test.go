@@ -301,6 +301,28 @@ func executions(workers []*proc) map[string]int {
 	return n
 }
 
+// executionsOf is executions once the workers' output has caught up with
+// the answers in recs: a worker prints a line when it runs a call, and the
+// test reads that output asynchronously, so the last lines may still be in
+// the pipe when the last answer arrives. It waits at most 5 s.
+func executionsOf(workers []*proc, recs []record) map[string]int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := executions(workers)
+		missing := false
+		for _, r := range recs {
+			if r.err == nil && n[r.key] == 0 {
+				missing = true
+				break
+			}
+		}
+		if !missing || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // checkAnswers checks what the callers got: every call answered once, with
 // the reply to its own request (a worker's name, then the call's key),
 // every Retry call successful, every failed call failed with one of

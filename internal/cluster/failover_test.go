@@ -76,7 +76,7 @@ func TestBrokerKill(t *testing.T) {
 	recs := append(retry.finish(), plain.finish()...)
 	f := measure(t, recs, killed)
 	f.dead = dead
-	calls, failed, redelivered := checkAnswers(t, recs, executions(workers), domo.ErrUnavailable)
+	calls, failed, redelivered := checkAnswers(t, recs, executionsOf(workers, recs), domo.ErrUnavailable)
 	t.Logf("%d calls, %d without Retry failed (unavailable), %d ran more than once at workers; client: %s", calls, failed, redelivered, statsLine(c))
 	t.Logf("after SIGKILL: client gave the broker up in %v; first call started after the kill answered in %v; calls in flight at the kill all ended within %v",
 		f.dead.Round(time.Millisecond), f.firstOK.Round(time.Millisecond), f.inFlight.Round(time.Millisecond))
@@ -95,7 +95,8 @@ func TestBrokerKill(t *testing.T) {
 	// The client sends calls to the restarted broker again.
 	busy := startLoad(c, "svc.slow", "s", 6, true)
 	waitFor(t, 5*time.Second, "calls in flight at the restarted broker", func() bool { return brokerInFlight(c, victim.ep) > 0 })
-	checkAnswers(t, busy.finish(), executions(workers))
+	busyRecs := busy.finish()
+	checkAnswers(t, busyRecs, executionsOf(workers, busyRecs))
 }
 
 // statsLine is the part of a client's Stats worth logging.
@@ -145,7 +146,7 @@ func TestBrokerStop(t *testing.T) {
 
 	recs := append(retry.finish(), plain.finish()...)
 	f := measure(t, recs, stopped)
-	calls, failed, redelivered := checkAnswers(t, recs, executions(workers), domo.ErrUnavailable)
+	calls, failed, redelivered := checkAnswers(t, recs, executionsOf(workers, recs), domo.ErrUnavailable)
 	t.Logf("%d calls, %d without Retry failed (unavailable), %d ran more than once at workers; client: %s", calls, failed, redelivered, statsLine(c))
 	t.Logf("after SIGSTOP: client gave the broker up in %v; first call started after the stop answered in %v; calls in flight at the stop all ended within %v",
 		dead.Round(time.Millisecond), f.firstOK.Round(time.Millisecond), f.inFlight.Round(time.Millisecond))
@@ -160,7 +161,7 @@ func TestBrokerStop(t *testing.T) {
 	l := startLoad(only, "svc.echo", "only", 2, false)
 	waitFor(t, 5*time.Second, "calls through the resumed broker alone", func() bool { n, _ := l.count(time.Time{}); return n > 20 })
 	recs = l.finish()
-	if _, failed, _ := checkAnswers(t, recs, executions(workers)); failed > 0 {
+	if _, failed, _ := checkAnswers(t, recs, executionsOf(workers, recs)); failed > 0 {
 		t.Errorf("%d calls through the resumed broker failed", failed)
 	}
 }

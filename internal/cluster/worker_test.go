@@ -82,6 +82,8 @@ func TestWorkerKill(t *testing.T) {
 	if dropped > expiry+2*hb+time.Second {
 		t.Errorf("the dead worker was dropped after %v; want within the heartbeat expiry %v (plus a margin)", dropped, expiry)
 	}
+	// The survivor's line about its run may still be in the pipe.
+	waitFor(t, 5*time.Second, "the survivor's report of its run", func() bool { return executions(workers)["k1"] >= 2 })
 	if n := executions(workers)["k1"]; n != 2 {
 		t.Errorf("k1 ran %d times at workers; want 2 (the killed attempt and the retry)", n)
 	}
