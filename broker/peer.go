@@ -287,9 +287,7 @@ func (b *Broker) onPeerMessage(p *peer, frames [][]byte) {
 		return
 	}
 	if msg.Command == mdp.Partial {
-		if r.version == 2 {
-			b.sendClient(r, mdp.Partial, msg.Body)
-		}
+		b.relayPartial(r, msg.Body)
 		return
 	}
 	delete(p.forwarded, string(id))

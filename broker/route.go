@@ -270,9 +270,7 @@ func (b *Broker) onWorkerReply(w *worker, msg *mdp.Message) {
 		return
 	}
 	if msg.Command == mdp.Partial {
-		if r.version == 2 {
-			b.sendClient(r, mdp.Partial, msg.Body)
-		}
+		b.relayPartial(r, msg.Body)
 		return
 	}
 	delete(b.inFlight, seq)
@@ -338,6 +336,14 @@ func (b *Broker) deliver(r *request, by string, body [][]byte) {
 	b.counters.Replies++
 	b.emitReply(r, by, body)
 	b.sendClient(r, finalCommand(r), body)
+}
+
+// relayPartial passes a partial reply on to r's client if it speaks MDP/0.2;
+// an MDP/0.1 client cannot receive one, and gets the final reply only.
+func (b *Broker) relayPartial(r *request, body [][]byte) {
+	if r.version == 2 {
+		b.sendClient(r, mdp.Partial, body)
+	}
 }
 
 // finalCommand is the command that ends a reply in the client's version:
