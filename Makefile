@@ -12,7 +12,7 @@ COVERPROFILE ?= cover.out
 APT_PACKAGES := libzmq3-dev pkg-config python3-zmq iproute2 postgresql chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build test test-postgres race fuzz bench bench-e2e lint tidy cover deps demo clean
+.PHONY: help build test test-postgres race fuzz bench bench-e2e compare lint tidy cover deps demo clean
 
 help:
 	@echo 'targets:'
@@ -24,6 +24,7 @@ help:
 	@echo '  fuzz    run each fuzz target in $(FUZZ_PKG) for FUZZTIME ($(FUZZTIME))'
 	@echo '  bench   run the benchmarks'
 	@echo '  bench-e2e  end-to-end load, one process per role (scripts/bench-e2e.sh)'
+	@echo '  compare  domo against NATS and the floors, same work (bench/; COMPARE_FLAGS=-quick for a smoke run)'
 	@echo '  lint    gofmt, go vet, staticcheck (skipped if it cannot be installed)'
 	@echo '  tidy    go mod tidy; fail if go.mod or go.sum changed'
 	@echo '  cover   test with coverage into $(COVERPROFILE)'
@@ -58,6 +59,12 @@ bench:
 # End to end, one process per role on 127.0.0.1 (see docs/benchmarks.md).
 bench-e2e: build
 	scripts/bench-e2e.sh
+
+# domo against NATS request-reply and the floors (a Go TCP relay, a raw libzmq
+# echo), the same work, systems interleaved: bench/ is its own Go module.
+COMPARE_FLAGS ?=
+compare:
+	cd bench && $(GO) run . $(COMPARE_FLAGS)
 
 
 lint:
