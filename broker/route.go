@@ -72,12 +72,12 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 	r.fromPeer = isPeer(identity)
 	b.emit(Received, r, func(e *Event) {
 		e.Bytes = bodySize(r.body)
-		if r.envelope {
-			env, _ := mdp.ParseRequest(r.body)
-			tp, _ := env.Headers.Get(mdp.HeaderTraceparent)
-			ts, _ := env.Headers.Get(mdp.HeaderTracestate)
+		if r.envelope { // validated in newRequest: [method, headers, payload]
+			h := mdp.Headers(r.body[1])
+			tp, _ := h.Get(mdp.HeaderTraceparent)
+			ts, _ := h.Get(mdp.HeaderTracestate)
 			e.Traceparent, e.Tracestate = string(tp), string(ts)
-			b.copyBody(e, r, env.Payload)
+			b.copyBody(e, r, r.body[2])
 		}
 	})
 	now := r.received
