@@ -218,8 +218,8 @@ func TestLostWorkerFailsOrRetriesItsRequests(t *testing.T) {
 		t.Fatalf("payload = %q; want 42", got.Payload)
 	}
 	s := stats(t, b)
-	if s.Counters.WorkersExpired != 1 || s.Counters.Retried != 1 || s.Counters.WorkerLost != 1 {
-		t.Fatalf("counters = %+v; want 1 expired worker, 1 retried, 1 lost", s.Counters)
+	if s.Counters.WorkersExpired < 1 || s.Counters.Retried != 1 || s.Counters.WorkerLost != 1 { // the survivor, which never heartbeats, may expire too on a slow machine
+		t.Fatalf("counters = %+v; want 1 or more expired workers, 1 retried, 1 lost", s.Counters)
 	}
 }
 
