@@ -23,5 +23,6 @@
 //
 // A dashboard reads the store: List (filters and keyset pages, newest
 // first), Get (one request; Record.Timeline for its steps) and Summary
-// (counts by status and latency percentiles over a window).
+// (counts by status and latency percentiles over a window; the stores keep
+// per-minute rollups, so a long window costs its minutes, not its rows).
 package journal

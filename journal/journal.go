@@ -199,6 +199,13 @@ type Window struct {
 
 // Summary counts a window's requests by status and gives the latency
 // percentiles (total time) of those that ended with an answer.
+//
+// The SQL stores keep per-minute rollups (counts and a histogram of total
+// times in fixed log-spaced buckets, each about 1.45 times the last, from
+// 50 µs to 60 s), and answer a window holding at least one whole minute
+// from them: the counts and Max stay exact, but P50, P90 and P99 are then
+// estimated within one bucket of the exact value. Shorter windows are
+// exact.
 type Summary struct {
 	Total      int
 	Received   int
@@ -226,7 +233,11 @@ type Store interface {
 	List(ctx context.Context, f Filter) (Page, error)
 	// Get returns one record, or ErrNotFound.
 	Get(ctx context.Context, id ID) (Record, error)
-	// Summary counts and measures the records received in a window.
+	// Summary counts and measures the records received in a window. A
+	// record's latency counts once it is final (completed, failed or
+	// dropped) and from the first Write that makes it so: writing it again
+	// does not count it twice, and a later change of a final record's
+	// status or times is not reflected in windows of a minute or more.
 	Summary(ctx context.Context, w Window) (Summary, error)
 	// Close releases the store. It is idempotent.
 	Close() error

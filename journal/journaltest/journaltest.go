@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/broker"
 	"github.com/domo-framework/domo/journal"
+	"github.com/domo-framework/domo/journal/internal/sqlstore"
 )
 
 // Open returns a new, empty store for one test; the suite closes it.
@@ -30,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"ListFilters", testListFilters},
 		{"Paging", testPaging},
 		{"Summary", testSummary},
+		{"SummaryRollups", testSummaryRollups},
 		{"TrimAge", testTrimAge},
 		{"TrimMaxRows", testTrimMaxRows},
 		{"Recorder", testRecorder},
@@ -295,6 +299,153 @@ func testSummary(t *testing.T, s journal.Store) {
 	if err != nil || sum != (journal.Summary{}) {
 		t.Errorf("Summary(empty) = %+v, %v", sum, err)
 	}
+}
+
+// exactSummary computes what Summary must give for w over recs, exactly.
+func exactSummary(recs []journal.Record, w journal.Window) journal.Summary {
+	var sum journal.Summary
+	var totals []time.Duration
+	for _, r := range recs {
+		if w.Service != "" && r.Service != w.Service || w.Method != "" && r.Method != w.Method ||
+			!w.From.IsZero() && r.Received.Before(w.From) || !w.To.IsZero() && !r.Received.Before(w.To) {
+			continue
+		}
+		sum.Total++
+		switch r.Status {
+		case journal.StatusReceived:
+			sum.Received++
+		case journal.StatusProcessing:
+			sum.Processing++
+		case journal.StatusCompleted:
+			sum.Completed++
+		case journal.StatusFailed:
+			sum.Failed++
+		case journal.StatusDropped:
+			sum.Dropped++
+		}
+		if r.Status == journal.StatusCompleted || r.Status == journal.StatusFailed {
+			totals = append(totals, r.Total().Truncate(time.Microsecond))
+		}
+	}
+	if len(totals) == 0 {
+		return sum
+	}
+	slices.Sort(totals)
+	at := func(p float64) time.Duration { return totals[max(1, int(math.Ceil(p*float64(len(totals)))))-1] }
+	sum.P50, sum.P90, sum.P99, sum.Max = at(0.5), at(0.9), at(0.99), totals[len(totals)-1]
+	return sum
+}
+
+// sameSummary checks a summary answered from rollups: counts and Max
+// exact, percentiles within one histogram bucket of the exact ones.
+func sameSummary(t *testing.T, what string, got, want journal.Summary) {
+	t.Helper()
+	near := func(a, b time.Duration) bool {
+		ka, kb := sqlstore.BucketOf(a.Microseconds()), sqlstore.BucketOf(b.Microseconds())
+		return ka-kb <= 1 && kb-ka <= 1
+	}
+	counts := func(s journal.Summary) journal.Summary {
+		s.P50, s.P90, s.P99 = 0, 0, 0
+		return s
+	}
+	if counts(got) != counts(want) || !near(got.P50, want.P50) || !near(got.P90, want.P90) || !near(got.P99, want.P99) {
+		t.Errorf("%s: Summary = %+v\nwant %+v (percentiles within one bucket)", what, got, want)
+	}
+}
+
+// testSummaryRollups checks summaries of long windows, which come from the
+// per-minute rollups, against the rows: each final record counted once
+// however often it is written, and retention trimming the rollups too.
+func testSummaryRollups(t *testing.T, s journal.Store) {
+	ctx := context.Background()
+	start := base.Add(17*time.Second + 300*time.Millisecond) // not on a minute
+	const n = 6000                                           // one every 100 ms: 10 minutes
+	var recs []journal.Record
+	for i := range n {
+		r := rec(1+int64(i%2), int64(i), 0)
+		r.Received = start.Add(time.Duration(i) * 100 * time.Millisecond)
+		r.Dispatched, r.LastDispatched = r.Received.Add(50*time.Microsecond), r.Received.Add(50*time.Microsecond)
+		// Totals from 20 µs to about 20 s, spread over the buckets.
+		r.Ended = r.Received.Add(time.Duration(20*math.Pow(1.0023, float64(i*7919%n))) * time.Microsecond)
+		switch {
+		case i%3 == 0:
+			r.Service = "coffee"
+		case i%5 == 0:
+			r.Method = "steep"
+		}
+		switch {
+		case i%11 == 0:
+			r.Status, r.Code = journal.StatusFailed, "internal"
+		case i%17 == 0:
+			r.Status, r.Code = journal.StatusDropped, "deadline_exceeded"
+		}
+		recs = append(recs, r)
+	}
+	inProgress := func(r journal.Record, st journal.Status) journal.Record {
+		r.Status, r.Ended, r.Code = st, time.Time{}, ""
+		if st == journal.StatusReceived {
+			r.Dispatched, r.LastDispatched = time.Time{}, time.Time{}
+		}
+		return r
+	}
+	// First every record in progress, in batches; then final, in other
+	// batches, some twice; a few stay in progress.
+	var first []journal.Record
+	for i, r := range recs {
+		first = append(first, inProgress(r, journal.Status(1+i%2)))
+	}
+	for b := 0; b < n; b += 700 {
+		write(t, s, first[b:min(b+700, n)]...)
+	}
+	for i := range recs {
+		if i%23 == 0 {
+			recs[i] = first[i]
+		}
+	}
+	for b := 0; b < n; b += 900 {
+		write(t, s, recs[b:min(b+900, n)]...)
+	}
+	write(t, s, recs[1000:3000]...) // again: no double counting
+	write(t, s, recs[2500:2600]...)
+
+	end := start.Add(n * 100 * time.Millisecond)
+	windows := []journal.Window{
+		{},
+		{From: start.Add(-time.Hour)},
+		{From: start.Add(95 * time.Second), To: end.Add(-50 * time.Second)},
+		{From: base.Add(2 * time.Minute), To: base.Add(6 * time.Minute)},     // whole minutes
+		{From: base.Add(3 * time.Minute), To: base.Add(4 * time.Minute)},     // one minute: rollups alone
+		{From: start.Add(10 * time.Second), To: start.Add(70 * time.Second)}, // no whole minute: rows
+		{From: start.Add(time.Minute), To: start.Add(4 * time.Minute), Service: "tea"},
+		{From: start, To: end, Service: "tea", Method: "steep"},
+		{From: start, To: end, Service: "nobody"},
+	}
+	check := func(when string, recs []journal.Record) {
+		t.Helper()
+		for _, w := range windows {
+			got, err := s.Summary(ctx, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSummary(t, fmt.Sprintf("%s, window %v to %v %s.%s", when, w.From, w.To, w.Service, w.Method), got, exactSummary(recs, w))
+		}
+	}
+	check("written", recs)
+
+	// Retention by age, in the middle of a minute.
+	cut := start.Add(150*time.Second + 50*time.Millisecond)
+	if _, err := s.Trim(ctx, cut, 0); err != nil {
+		t.Fatal(err)
+	}
+	recs = slices.DeleteFunc(recs, func(r journal.Record) bool { return r.Received.Before(cut) })
+	check("trimmed by age", recs)
+
+	// Retention by count.
+	if _, err := s.Trim(ctx, time.Time{}, 3000); err != nil {
+		t.Fatal(err)
+	}
+	recs = recs[len(recs)-3000:]
+	check("trimmed by count", recs)
 }
 
 func testTrimAge(t *testing.T, s journal.Store) {

@@ -48,7 +48,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
 		Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
-		Schema: append([]string{
+		Schema: append(append([]string{
 			// Serialize concurrent schema creation by brokers starting together.
 			`SELECT pg_advisory_xact_lock(7236211)`,
 			`CREATE TABLE IF NOT EXISTS domo_journal (
@@ -60,7 +60,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			received_us BIGINT NOT NULL, dispatched_us BIGINT NOT NULL, last_dispatched_us BIGINT NOT NULL,
 			ended_us BIGINT NOT NULL, queue_us BIGINT NOT NULL, handling_us BIGINT NOT NULL, total_us BIGINT NOT NULL,
 			request_body BYTEA, reply_body BYTEA,
-			PRIMARY KEY (run, seq))`}, sqlstore.Indexes...),
+			PRIMARY KEY (run, seq))`}, sqlstore.Indexes...), sqlstore.RollupSchema("")...),
 		Write: write,
 	})
 	if err != nil {

@@ -52,7 +52,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxIdleConns(4)
 	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
 		Placeholder: func(int) string { return "?" },
-		Schema: append([]string{`CREATE TABLE IF NOT EXISTS domo_journal (
+		Schema: append(append([]string{`CREATE TABLE IF NOT EXISTS domo_journal (
 			run INTEGER NOT NULL, seq INTEGER NOT NULL,
 			broker TEXT NOT NULL, request_id TEXT NOT NULL, service TEXT NOT NULL, method TEXT NOT NULL,
 			client TEXT NOT NULL, worker TEXT NOT NULL,
@@ -61,7 +61,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			received_us INTEGER NOT NULL, dispatched_us INTEGER NOT NULL, last_dispatched_us INTEGER NOT NULL,
 			ended_us INTEGER NOT NULL, queue_us INTEGER NOT NULL, handling_us INTEGER NOT NULL, total_us INTEGER NOT NULL,
 			request_body BLOB, reply_body BLOB,
-			PRIMARY KEY (run, seq)) WITHOUT ROWID`}, sqlstore.Indexes...),
+			PRIMARY KEY (run, seq)) WITHOUT ROWID`}, sqlstore.Indexes...), sqlstore.RollupSchema(" WITHOUT ROWID")...),
 		Write: write,
 	})
 	if err != nil {
