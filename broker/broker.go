@@ -344,7 +344,7 @@ func (b *Broker) tick(now time.Time) {
 	for _, w := range b.workers {
 		if now.After(w.expiry) {
 			b.counters.WorkersExpired++
-			b.log.Warn("worker expired", "worker", hexID(w.identity), "service", w.service.name, "in_flight", w.inFlight)
+			b.log.Warn("worker expired", "worker", w.name, "service", w.service.name, "in_flight", w.inFlight)
 			b.deleteWorker(w, false)
 			continue
 		}

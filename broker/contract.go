@@ -55,7 +55,7 @@ func (b *Broker) addContract(w *worker, h mdp.Headers) {
 	}
 	if err != nil {
 		if b.badLog.allow(time.Now()) {
-			b.log.Warn("broker: contract ignored", "worker", hexID(w.identity), "service", w.service.name, "err", err)
+			b.log.Warn("broker: contract ignored", "worker", w.name, "service", w.service.name, "err", err)
 		}
 		return
 	}

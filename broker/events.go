@@ -72,15 +72,16 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 	if r.num == 0 {
 		b.seq++
 		r.num = b.seq
+		r.evID, r.evMethod, r.evClient = string(r.id), string(r.method), hex.EncodeToString([]byte(r.client))
 	}
 	e := Event{
 		Kind:      kind,
 		Time:      time.Now(),
 		Seq:       r.num,
-		RequestID: string(r.id),
+		RequestID: r.evID,
 		Service:   r.service.name,
-		Method:    string(r.method),
-		Client:    hex.EncodeToString([]byte(r.client)),
+		Method:    r.evMethod,
+		Client:    r.evClient,
 		Received:  r.received,
 	}
 	if fill != nil {

@@ -99,7 +99,7 @@ func (b *Broker) workerInfo() []mdp.WorkerInfo {
 		if w.domo {
 			proto += "+domo"
 		}
-		out = append(out, mdp.WorkerInfo{ID: hexID(w.identity), Service: w.service.name, Protocol: proto, Credit: w.credit, InFlight: w.inFlight, Digest: w.digest})
+		out = append(out, mdp.WorkerInfo{ID: w.name, Service: w.service.name, Protocol: proto, Credit: w.credit, InFlight: w.inFlight, Digest: w.digest})
 	}
 	slices.SortFunc(out, func(a, b mdp.WorkerInfo) int {
 		return strings.Compare(a.Service+"/"+a.ID, b.Service+"/"+b.ID)

@@ -24,6 +24,10 @@ type request struct {
 	worker   *worker // while in flight at a local worker
 	peer     *peer   // while in flight at a peer broker
 	fromPeer bool    // sent by a peer broker: never offloaded again
+
+	// The request's names as events report them, made once at its first
+	// event rather than at each.
+	evID, evMethod, evClient string
 }
 
 func (r *request) expired(now time.Time) bool {
@@ -33,6 +37,7 @@ func (r *request) expired(now time.Time) bool {
 // worker is one connected worker.
 type worker struct {
 	identity string
+	name     string // identity in hex, for logs and events
 	service  *service
 	version  mdp.Version // the version of its READY
 	domo     bool        // sent the domo READY extension

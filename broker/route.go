@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -173,7 +174,7 @@ func (b *Broker) dispatch(svc *service) {
 		b.inFlight[r.seq] = r
 		w.inFlight++
 		b.sendRequest(w, r)
-		b.emit(Dispatched, r, func(e *Event) { e.Worker = hexID(w.identity) })
+		b.emit(Dispatched, r, func(e *Event) { e.Worker = w.name })
 		if w.inFlight < w.credit {
 			svc.ready.pushBack(w) // to the back: round-robin over free credit
 		}
@@ -208,7 +209,7 @@ func (b *Broker) onWorker(identity []byte, msg *mdp.Message) {
 	switch msg.Command {
 	case mdp.Heartbeat:
 	case mdp.Disconnect:
-		b.log.Info("worker disconnected", "worker", hexID(w.identity), "service", w.service.name)
+		b.log.Info("worker disconnected", "worker", w.name, "service", w.service.name)
 		b.deleteWorker(w, false)
 	case mdp.Reply, mdp.Final, mdp.Partial:
 		b.onWorkerReply(w, msg)
@@ -237,6 +238,7 @@ func (b *Broker) onReady(identity []byte, w *worker, msg *mdp.Message) {
 	svc := b.serviceNamed(name)
 	w = &worker{
 		identity: string(identity),
+		name:     hex.EncodeToString(identity),
 		service:  svc,
 		version:  msg.Version,
 		credit:   1,
@@ -257,7 +259,7 @@ func (b *Broker) onReady(identity []byte, w *worker, msg *mdp.Message) {
 	svc.known = true
 	svc.workers++
 	svc.ready.pushBack(w)
-	b.log.Debug("worker ready", "worker", hexID(w.identity), "service", name, "credit", w.credit, "domo", w.domo)
+	b.log.Debug("worker ready", "worker", w.name, "service", name, "credit", w.credit, "domo", w.domo)
 	b.dispatch(svc)
 }
 
@@ -274,7 +276,7 @@ func (b *Broker) onWorkerReply(w *worker, msg *mdp.Message) {
 		return
 	}
 	delete(b.inFlight, seq)
-	b.deliver(r, hexID(w.identity), msg.Body)
+	b.deliver(r, w.name, msg.Body)
 	w.inFlight--
 	if w.inFlight < w.credit {
 		w.service.ready.pushBack(w)
