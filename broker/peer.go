@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/internal/zsock"
 	"github.com/domo-framework/domo/mdp"
 )
@@ -119,22 +118,12 @@ func (b *Broker) dropPeer(p *peer, why string) {
 // requests in flight at a peer that is gone.
 func (b *Broker) failForwarded(p *peer) {
 	now := time.Now()
+	who := "peer broker " + p.endpoint
 	for id, r := range p.forwarded {
 		delete(p.forwarded, id)
 		r.peer = nil
-		switch {
-		case r.expired(now):
-			b.drop(r)
-		case r.retry && !b.draining:
-			b.counters.Retried++
-			// The service's entry may have been dropped while the request
-			// was away (no local worker, empty queue): look it up again.
-			r.service = b.serviceNamed(r.service.name)
-			r.service.queue.pushFront(r)
-			b.dispatch(r.service)
-		default:
-			b.counters.WorkerLost++
-			b.replyError(r, domo.Errorf(domo.CodeUnavailable, "peer broker %s was lost while handling the request", p.endpoint))
+		if svc := b.lost(r, now, who); svc != nil {
+			b.dispatch(svc)
 		}
 	}
 }

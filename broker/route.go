@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/domo-framework/domo"
@@ -300,24 +301,38 @@ func (b *Broker) deleteWorker(w *worker, notify bool) {
 		return
 	}
 	now := time.Now()
+	who := fmt.Sprintf("worker of service %q", svc.name)
 	for seq, r := range b.inFlight {
 		if r.worker != w {
 			continue
 		}
 		delete(b.inFlight, seq)
 		r.worker = nil
-		switch {
-		case r.expired(now):
-			b.drop(r)
-		case r.retry && !b.draining:
-			b.counters.Retried++
-			svc.queue.pushFront(r)
-		default:
-			b.counters.WorkerLost++
-			b.replyError(r, domo.Errorf(domo.CodeUnavailable, "worker of service %q was lost while handling the request", svc.name))
-		}
+		b.lost(r, now, who)
 	}
 	b.dispatch(svc)
+}
+
+// lost deals with a request that its worker or peer broker (who) took away
+// with it: dropped if its deadline has passed, back at the front of its
+// queue where the caller allowed a retry, failed "unavailable" otherwise.
+// It returns the service whose queue took the request back, or nil.
+func (b *Broker) lost(r *request, now time.Time, who string) *service {
+	switch {
+	case r.expired(now):
+		b.drop(r)
+	case r.retry && !b.draining:
+		b.counters.Retried++
+		// The service's entry may have been dropped while the request was
+		// away (no local worker, empty queue): look it up again.
+		r.service = b.serviceNamed(r.service.name)
+		r.service.queue.pushFront(r)
+		return r.service
+	default:
+		b.counters.WorkerLost++
+		b.replyError(r, domo.Errorf(domo.CodeUnavailable, "%s was lost while handling the request", who))
+	}
+	return nil
 }
 
 // replyError answers r with a domo error envelope carrying its request id.
