@@ -114,11 +114,15 @@ func runBroker(ctx context.Context, r brokerRun) error {
 		}
 		return waitUntilSignal(ctx, b, done, r.drain)
 	}
-	ln, err := net.Listen("tcp", r.httpAddr)
-	if err != nil {
+	// abort stops the started broker when the HTTP side cannot start.
+	abort := func(err error) error {
 		b.Close()
 		<-done
-		return fmt.Errorf("--http: %w", err)
+		return err
+	}
+	ln, err := net.Listen("tcp", r.httpAddr)
+	if err != nil {
+		return abort(fmt.Errorf("--http: %w", err))
 	}
 	// The gateway, in this process, calls through the broker's own
 	// endpoint; HTTP stops taking requests when the signal comes, while
@@ -128,18 +132,14 @@ func runBroker(ctx context.Context, r brokerRun) error {
 	g, err := gateway.New(r.gateway)
 	if err != nil {
 		ln.Close()
-		b.Close()
-		<-done
-		return err
+		return abort(err)
 	}
 	defer g.Close()
 	// The dashboard reads contracts over MMI like any client.
 	mc, err := client.New(client.WithBroker(r.gateway.Brokers...), client.WithLogger(slog.Default()))
 	if err != nil {
 		ln.Close()
-		b.Close()
-		<-done
-		return err
+		return abort(err)
 	}
 	defer mc.Close()
 	dashCfg := dashboard.Config{Broker: b, Contracts: dashboard.MMIDocs(mc), Title: "domo " + b.ID(), Logger: slog.Default()}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/domo-framework/domo/client"
 	"github.com/domo-framework/domo/mdp"
 )
 
@@ -34,7 +33,7 @@ func newDocsCmd() *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			c, err := client.New(client.WithBroker(endpoint))
+			c, err := newClient(endpoint, "")
 			if err != nil {
 				return err
 			}
@@ -76,7 +75,7 @@ func newDocsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoint ($DOMO_BROKER)")
+	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoints, comma-separated ($DOMO_BROKER)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the contract as JSON (JSON Schemas included)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "deadline of the query")
 	return cmd

@@ -531,3 +531,24 @@ func TestBench(t *testing.T) {
 		t.Fatalf("domo bench: exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestSeveralBrokers: --broker takes a comma-separated list, and the
+// commands fail over from a broker that is not there to one that is.
+func TestSeveralBrokers(t *testing.T) {
+	t.Parallel()
+	_, ep := startBroker(t)
+	startServe(t, ep, "tea")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port where no broker answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "tcp://" + ln.Addr().String()
+	ln.Close()
+	brokers := dead + "," + ep
+	if r := run(t, "services", "--broker", brokers); r.code != 0 || !strings.Contains(r.stdout, "tea") {
+		t.Errorf("domo services --broker %s: exit %d\n%s%s", brokers, r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "call", "--broker", brokers, "tea.menu"); r.code != 0 || !strings.Contains(r.stdout, "green") {
+		t.Errorf("domo call --broker %s tea.menu: exit %d\n%s%s", brokers, r.code, r.stdout, r.stderr)
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/domo-framework/domo/client"
 	"github.com/domo-framework/domo/mdp"
 )
 
@@ -26,7 +25,7 @@ func newServicesCmd() *cobra.Command {
 		Short: "List the services a broker knows, with their workers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client.New(client.WithBroker(endpoint))
+			c, err := newClient(endpoint, "")
 			if err != nil {
 				return err
 			}
@@ -45,7 +44,7 @@ func newServicesCmd() *cobra.Command {
 			return printServices(cmd.OutOrStdout(), services)
 		},
 	}
-	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoint ($DOMO_BROKER)")
+	cmd.Flags().StringVar(&endpoint, "broker", defaultBroker(), "broker endpoints, comma-separated ($DOMO_BROKER)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "deadline of the query")
 	return cmd
