@@ -256,10 +256,14 @@ func TestBrowser(t *testing.T) {
 	do("search and open "+failed.RequestID,
 		chromedp.Navigate(srv.URL+"/#/requests"),
 		chromedp.WaitVisible(css(`#requests-table tr[data-id]`)),
+		// The summary strip fills in after the list and moves the form
+		// down: wait for it, so that no click lands where a button was.
+		chromedp.WaitVisible(css(`#req-summary b`)),
 		shoot("requests", false),
 		chromedp.SetValue(css(`#search`), failed.RequestID),
-		chromedp.Click(css(`#filters button[type=submit]`)),
+		chromedp.SendKeys(css(`#search`), "\r"), // Enter: the form's submit, wherever its button is
 		chromedp.WaitVisible(css(row)),
+		chromedp.WaitVisible(css(`#req-summary b`)),
 		chromedp.Click(css(row)),
 		chromedp.WaitVisible(css(`#timeline li.failed`)),
 		shoot("request", false),
