@@ -1,6 +1,6 @@
 // Package sqlite is the journal's embedded store: one SQLite file in WAL
-// mode (modernc.org/sqlite, pure Go). Importing it registers "sqlite" with
-// journal.Open:
+// mode (the C SQLite through cgo, github.com/mattn/go-sqlite3). Importing it
+// registers "sqlite" with journal.Open:
 //
 //	import _ "github.com/domo-framework/domo/journal/sqlite"
 //	store, err := journal.Open("sqlite:/var/lib/domo/journal.db")
@@ -15,7 +15,7 @@ import (
 
 	"github.com/domo-framework/domo/journal"
 	"github.com/domo-framework/domo/journal/internal/sqlstore"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
 )
 
 func init() {
@@ -40,11 +40,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("journal/sqlite: want a file path, got %q", path)
 	}
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_journal_mode", "WAL")
+	q.Add("_synchronous", "NORMAL")
+	q.Add("_busy_timeout", "10000")
 	q.Add("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("journal/sqlite: %w", err)
 	}
