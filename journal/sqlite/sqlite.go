@@ -62,7 +62,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			ended_us INTEGER NOT NULL, queue_us INTEGER NOT NULL, handling_us INTEGER NOT NULL, total_us INTEGER NOT NULL,
 			request_body BLOB, reply_body BLOB,
 			PRIMARY KEY (run, seq)) WITHOUT ROWID`}, sqlstore.Indexes...), sqlstore.RollupSchema(" WITHOUT ROWID")...),
-		Write: write,
+		WriteFinals: write,
 	})
 	if err != nil {
 		db.Close()
@@ -71,20 +71,84 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return &Store{s}, nil
 }
 
-var upsert = fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (run, seq) DO UPDATE SET %s`,
-	sqlstore.Table, strings.Join(sqlstore.Columns, ", "),
-	strings.TrimSuffix(strings.Repeat("?, ", len(sqlstore.Columns)), ", "), sqlstore.UpsertSet())
+// A record is first inserted, which is all most need: the Recorder writes
+// most requests once, when they end. A record whose row exists (written
+// before, in progress) is updated instead, and first only if its row is
+// not final, which tells whether the rollups have counted it: no query
+// before the writes (as sqlstore does for PostgreSQL) is needed.
+var (
+	marks  = strings.TrimSuffix(strings.Repeat("?, ", len(sqlstore.Columns)), ", ")
+	insert = fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (run, seq) DO NOTHING`,
+		sqlstore.Table, strings.Join(sqlstore.Columns, ", "), marks)
+	update = func() string {
+		set := make([]string, 0, len(sqlstore.Columns))
+		for _, c := range sqlstore.Columns[2:] {
+			set = append(set, c+" = ?")
+		}
+		return fmt.Sprintf(`UPDATE %s SET %s WHERE run = ? AND seq = ?`, sqlstore.Table, strings.Join(set, ", "))
+	}()
+	updateInProgress = fmt.Sprintf(`%s AND status < %d`, update, int64(journal.StatusCompleted))
+)
 
-func write(ctx context.Context, tx *sql.Tx, recs []journal.Record) error {
-	st, err := tx.PrepareContext(ctx, upsert)
+// write writes recs in tx and returns those that became final with it.
+func write(ctx context.Context, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error) {
+	ins, err := tx.PrepareContext(ctx, insert)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer st.Close()
+	defer ins.Close()
+	var upd, updIP *sql.Stmt // prepared when first needed
+	defer func() {
+		for _, st := range []*sql.Stmt{upd, updIP} {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	var finals []*journal.Record
 	for i := range recs {
-		if _, err := st.ExecContext(ctx, sqlstore.Values(&recs[i])...); err != nil {
-			return err
+		r := &recs[i]
+		vals := sqlstore.Values(r)
+		res, err := ins.ExecContext(ctx, vals...)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 1 {
+			if r.Status.Done() {
+				finals = append(finals, r)
+			}
+			continue
+		}
+		// The row exists: update it, in progress first.
+		args := append(vals[2:len(vals):len(vals)], r.ID.Run, r.ID.Seq)
+		if updIP == nil {
+			if updIP, err = tx.PrepareContext(ctx, updateInProgress); err != nil {
+				return nil, err
+			}
+		}
+		res, err = updIP.ExecContext(ctx, args...)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 1 {
+			if r.Status.Done() {
+				finals = append(finals, r)
+			}
+			continue
+		}
+		// Final already: counted.
+		if upd == nil {
+			if upd, err = tx.PrepareContext(ctx, update); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := upd.ExecContext(ctx, args...); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return finals, nil
 }

@@ -44,6 +44,11 @@ type Dialect struct {
 	Schema []string
 	// Write upserts recs in tx.
 	Write func(ctx context.Context, tx *sql.Tx, recs []journal.Record) error
+	// WriteFinals, if not nil, is used instead of Write: it upserts recs in
+	// tx and returns those that are final and whose rows were not (absent,
+	// or in progress) before, which Store.Write then adds to the rollups.
+	// Without it, Store.Write looks those up with a query before Write.
+	WriteFinals func(ctx context.Context, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error)
 }
 
 // Store is a journal.Store over database/sql.
@@ -137,9 +142,14 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	if err != nil {
 		return fmt.Errorf("journal: write: %w", err)
 	}
-	finals, err := s.newlyFinal(ctx, tx, recs)
-	if err == nil {
-		err = s.d.Write(ctx, tx, recs)
+	var finals []*journal.Record
+	if s.d.WriteFinals != nil {
+		finals, err = s.d.WriteFinals(ctx, tx, recs)
+	} else {
+		finals, err = s.newlyFinal(ctx, tx, recs)
+		if err == nil {
+			err = s.d.Write(ctx, tx, recs)
+		}
 	}
 	if err == nil {
 		err = s.addRollups(ctx, tx, finals)
