@@ -62,7 +62,11 @@ func BenchmarkWrite(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := range b.N {
-		if err := s.Write(ctx, recs[i*batch:(i+1)*batch]); err != nil {
+		// A deadline, as the Recorder gives each write.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.Write(wctx, recs[i*batch:(i+1)*batch])
+		cancel()
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

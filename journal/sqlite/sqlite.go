@@ -90,8 +90,20 @@ var (
 	updateInProgress = fmt.Sprintf(`%s AND status < %d`, update, int64(journal.StatusCompleted))
 )
 
+// checkEvery is how many records write writes between looks at its
+// context.
+const checkEvery = 64
+
 // write writes recs in tx and returns those that became final with it.
+//
+// Its statements run with a context that cannot be cancelled: given one
+// that can, the driver runs each statement in a goroutine of its own, to
+// interrupt it on cancellation, which doubled the CPU time of a row.
+// Instead, write looks at ctx every checkEvery records; a statement takes
+// microseconds.
 func write(ctx context.Context, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error) {
+	done := ctx
+	ctx = context.WithoutCancel(ctx)
 	ins, err := tx.PrepareContext(ctx, insert)
 	if err != nil {
 		return nil, err
@@ -107,6 +119,11 @@ func write(ctx context.Context, tx *sql.Tx, recs []journal.Record) ([]*journal.R
 	}()
 	var finals []*journal.Record
 	for i := range recs {
+		if i%checkEvery == 0 {
+			if err := done.Err(); err != nil {
+				return nil, err
+			}
+		}
 		r := &recs[i]
 		vals := sqlstore.Values(r)
 		res, err := ins.ExecContext(ctx, vals...)
