@@ -45,10 +45,11 @@ type Dialect struct {
 	// Write upserts recs in tx.
 	Write func(ctx context.Context, tx *sql.Tx, recs []journal.Record) error
 	// WriteFinals, if not nil, is used instead of Write: it upserts recs in
-	// tx and returns those that are final and whose rows were not (absent,
-	// or in progress) before, which Store.Write then adds to the rollups.
-	// Without it, Store.Write looks those up with a query before Write.
-	WriteFinals func(ctx context.Context, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error)
+	// tx, which is open on conn (for conn.Raw), and returns those that are
+	// final and whose rows were not (absent, or in progress) before, which
+	// Store.Write then adds to the rollups. Without it, Store.Write looks
+	// those up with a query before Write.
+	WriteFinals func(ctx context.Context, conn *sql.Conn, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error)
 }
 
 // Store is a journal.Store over database/sql.
@@ -92,13 +93,18 @@ func fromMicros(us int64) time.Time {
 
 // Values returns r's column values in Columns order.
 func Values(r *journal.Record) []any {
-	return []any{
+	return AppendValues(make([]any, 0, len(Columns)), r)
+}
+
+// AppendValues appends r's column values in Columns order to dst.
+func AppendValues(dst []any, r *journal.Record) []any {
+	return append(dst,
 		r.ID.Run, r.ID.Seq, r.Broker, r.RequestID, r.Service, r.Method, r.Client, r.Worker,
 		int64(r.Status), r.Code, r.Message, int64(r.Attempts), int64(r.RequestBytes), int64(r.ReplyBytes),
 		Micros(r.Received), Micros(r.Dispatched), Micros(r.LastDispatched), Micros(r.Ended),
 		r.QueueWait().Microseconds(), r.Handling().Microseconds(), r.Total().Microseconds(),
 		r.RequestBody, r.ReplyBody,
-	}
+	)
 }
 
 // UpsertSet is the "SET col = excluded.col, ..." of an upsert on (run, seq).
@@ -138,13 +144,18 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	tx, err := s.DB.BeginTx(ctx, nil)
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("journal: write: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("journal: write: %w", err)
 	}
 	var finals []*journal.Record
 	if s.d.WriteFinals != nil {
-		finals, err = s.d.WriteFinals(ctx, tx, recs)
+		finals, err = s.d.WriteFinals(ctx, conn, tx, recs)
 	} else {
 		finals, err = s.newlyFinal(ctx, tx, recs)
 		if err == nil {
