@@ -3,7 +3,7 @@
 GO          ?= go
 FUZZTIME    ?= 30s
 FUZZ_PKG    := ./mdp/
-FUZZ_TARGETS := FuzzParse FuzzHeaders FuzzEnvelope
+FUZZ_TARGETS := FuzzParse FuzzHeaders FuzzEnvelope FuzzUnpack
 STATICCHECK_VERSION ?= latest
 COVERPROFILE ?= cover.out
 
