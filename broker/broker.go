@@ -44,8 +44,12 @@ type Broker struct {
 	draining      bool
 	stopped       bool
 	counters      Counters
-	out           [][]byte // reused send buffer
-	in            [][]byte // reused receive buffer
+	out           [][]byte  // reused send buffer
+	in            [][]byte  // reused receive buffer
+	sub           [][]byte  // reused: one message of a batch received
+	batching      []*worker // workers with requests held for a batch
+	batch         mdp.Batch // reused: a batch being built
+	scratch       [][]byte  // reused: one message of a batch
 	badLog        logLimiter
 }
 
@@ -164,6 +168,7 @@ func (b *Broker) Run(ctx context.Context) error {
 				nextProbe = now.Add(b.cfg.HeartbeatInterval)
 			}
 		}
+		b.flushBatches()
 		if b.draining && len(b.inFlight) == 0 && b.forwardedCount() == 0 {
 			b.disconnectAll()
 			b.stopped = true

@@ -41,11 +41,16 @@ type worker struct {
 	service  *service
 	version  mdp.Version // the version of its READY
 	domo     bool        // sent the domo READY extension
+	batch    bool        // takes batches (READY header "batch")
 	credit   int         // requests it takes at once
 	inFlight int
 	expiry   time.Time // dropped if silent past this
 	lastSent time.Time
 	digest   string // of the contract it sent in READY, if any
+
+	// requests dispatched in this turn of the loop, sent as one batch at
+	// its end (batch workers only)
+	pending []*request
 
 	// links in its service's ready list, while it has free credit
 	prev, next *worker

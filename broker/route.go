@@ -28,6 +28,41 @@ func (b *Broker) handle(frames [][]byte) {
 		b.refuseOversize(identity, frames[1:], err)
 		return
 	}
+	if mdp.IsBatch(frames[1:]) {
+		b.handleBatch(identity, frames[2:])
+		return
+	}
+	b.handleOne(identity, frames)
+}
+
+// handleBatch unpacks a batch and handles each of its messages as if it had
+// come alone. Its frames are sub-slices of the batch's, which requests may
+// keep.
+func (b *Broker) handleBatch(identity []byte, packed [][]byte) {
+	for _, p := range packed {
+		sub, err := mdp.Unpack(append(b.sub[:0], identity), p, b.cfg.Limits.MaxFrames-1)
+		b.sub = sub
+		if err == nil && mdp.IsBatch(sub[1:]) {
+			err = fmt.Errorf("%w: a batch inside a batch", mdp.ErrMalformed)
+		}
+		if err == nil {
+			err = b.cfg.Limits.Check(sub)
+		}
+		if err != nil {
+			b.refuse(&b.counters.Malformed, "malformed batch", identity, err)
+			if w := b.workers[string(identity)]; w != nil {
+				b.deleteWorker(w, true)
+			}
+			return
+		}
+		b.counters.BatchedIn++
+		b.handleOne(identity, sub)
+		clear(b.sub) // drop references to the frames
+	}
+}
+
+// handleOne processes one MDP message, frames[0] being the identity.
+func (b *Broker) handleOne(identity []byte, frames [][]byte) {
 	msg, err := mdp.Parse(frames[1:])
 	if err != nil {
 		b.refuse(&b.counters.Malformed, "malformed", identity, err)
@@ -182,14 +217,74 @@ func (b *Broker) dispatch(svc *service) {
 	}
 }
 
+// sendRequest sends r to w, at once, or for a worker that takes batches at
+// the end of this turn of the loop (flushBatches), with the other requests
+// dispatched to it meanwhile.
 func (b *Broker) sendRequest(w *worker, r *request) {
+	if w.batch {
+		if len(w.pending) == 0 {
+			b.batching = append(b.batching, w)
+		}
+		w.pending = append(w.pending, r)
+		return
+	}
+	m := b.requestMessage(w, r)
+	b.sendTo(w.identity, &m)
+	w.lastSent = time.Now()
+}
+
+// requestMessage is the REQUEST carrying r to w, in the version section 7.3
+// of docs/protocol.md picks.
+func (b *Broker) requestMessage(w *worker, r *request) mdp.Message {
 	version := mdp.Version(1)
 	if w.version == 2 || (w.domo && r.version == 2) {
 		version = 2
 	}
-	m := mdp.Message{Role: mdp.Worker, Version: version, Command: mdp.Request, Address: r.route, Body: r.body}
-	b.sendTo(w.identity, &m)
-	w.lastSent = time.Now()
+	return mdp.Message{Role: mdp.Worker, Version: version, Command: mdp.Request, Address: r.route, Body: r.body}
+}
+
+// flushBatches sends the requests held for batch workers: alone when there
+// is one, else packed in batches.
+func (b *Broker) flushBatches() {
+	for _, w := range b.batching {
+		if b.workers[w.identity] != w || len(w.pending) == 0 {
+			continue // deleted meanwhile: its requests went back to the queue or failed
+		}
+		for _, r := range w.pending {
+			m := b.requestMessage(w, r)
+			frames, err := m.Append(b.scratch[:0])
+			b.scratch = frames
+			if err != nil {
+				b.log.Error("broker: encode", "err", err, "command", m.Command)
+				continue
+			}
+			if !b.batch.Add(frames) {
+				b.sendBatch(w)
+				b.batch.Add(frames)
+			}
+		}
+		b.sendBatch(w)
+		clear(b.scratch)
+		clear(w.pending)
+		w.pending = w.pending[:0]
+		w.lastSent = time.Now()
+	}
+	clear(b.batching)
+	b.batching = b.batching[:0]
+}
+
+// sendBatch sends what b.batch holds to w.
+func (b *Broker) sendBatch(w *worker) {
+	n := b.batch.Len()
+	if n == 0 {
+		return
+	}
+	if n > 1 {
+		b.counters.BatchesOut++
+		b.counters.BatchedOut += uint64(n)
+	}
+	b.out = append(append(b.out[:0], []byte(w.identity)), b.batch.Take()...)
+	b.sendFrames(w.identity, b.out)
 }
 
 func (b *Broker) onWorker(identity []byte, msg *mdp.Message) {
@@ -253,6 +348,9 @@ func (b *Broker) onReady(identity []byte, w *worker, msg *mdp.Message) {
 			if c, ok := h.Int(mdp.HeaderCredit); ok && c > 0 {
 				w.credit = int(min(c, maxCredit))
 			}
+			if v, ok := h.Get(mdp.HeaderBatch); ok && string(v) == "1" {
+				w.batch = true
+			}
 			b.addContract(w, h)
 		}
 	}
@@ -297,6 +395,8 @@ func (b *Broker) deleteWorker(w *worker, notify bool) {
 	delete(b.workers, w.identity)
 	svc.workers--
 	b.dropContract(w)
+	clear(w.pending) // in flight: lost below
+	w.pending = w.pending[:0]
 	if w.inFlight == 0 {
 		return
 	}
@@ -397,6 +497,11 @@ func (b *Broker) sendTo(identity string, m *mdp.Message) {
 		b.log.Error("broker: encode", "err", err, "command", m.Command)
 		return
 	}
+	b.sendFrames(identity, out)
+}
+
+// sendFrames sends [identity, frames...] without blocking.
+func (b *Broker) sendFrames(identity string, out [][]byte) {
 	if err := b.router.Send(out, false); err != nil {
 		switch {
 		case errors.Is(err, zsock.ErrUnroutable):

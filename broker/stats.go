@@ -28,6 +28,9 @@ type Counters struct {
 	SendDropped    uint64 // sends dropped because a peer's queue was full
 	Offloaded      uint64 // requests forwarded to a peer broker
 	EventsDropped  uint64 // events not sent because Config.Events was full
+	BatchedIn      uint64 // messages received inside batches
+	BatchedOut     uint64 // messages sent inside batches
+	BatchesOut     uint64 // batches sent
 }
 
 // Stats is a snapshot of the broker's state.

@@ -45,6 +45,9 @@ type conn struct {
 	lastRecv  time.Time
 	backoff   time.Duration
 	buf       [][]byte
+	sub       [][]byte  // one message of a batch received
+	batches   bool      // the broker sent a batch on this socket: it takes them too
+	pack      mdp.Batch // replies gathered by takeOut
 }
 
 // outMsg is a message for the loop to send: a partial (final false) or the
@@ -232,7 +235,7 @@ func (c *conn) open() error {
 	c.gen++
 	c.epoch.Store(c.gen)
 	now := time.Now()
-	c.readySent, c.heard = false, false
+	c.readySent, c.heard, c.batches = false, false, false
 	c.lastSend, c.lastRecv = now, now
 	return nil
 }
@@ -341,8 +344,10 @@ func (c *conn) disconnect() {
 }
 
 // takeOut sends what the pool queued, dropping what belongs to an older
-// socket.
+// socket. To a broker that takes batches, several replies leave as one
+// batch.
 func (c *conn) takeOut() {
+	defer c.flushOut()
 	for {
 		var m outMsg
 		select {
@@ -360,10 +365,28 @@ func (c *conn) takeOut() {
 			c.w.stats.dropped.Add(1)
 			continue
 		}
-		if err := c.send(m.frames); err != nil {
-			c.w.stats.dropped.Add(1)
-			c.w.log.Warn("worker: reply not sent", "broker", c.endpoint, "err", err)
+		if !c.batches {
+			c.sendReply(m.frames, 1)
+			continue
 		}
+		if !c.pack.Add(m.frames) {
+			c.flushOut()
+			c.pack.Add(m.frames)
+		}
+	}
+}
+
+// flushOut sends the replies gathered in c.pack.
+func (c *conn) flushOut() {
+	if n := c.pack.Len(); n > 0 {
+		c.sendReply(c.pack.Take(), n)
+	}
+}
+
+func (c *conn) sendReply(frames [][]byte, n int) {
+	if err := c.send(frames); err != nil {
+		c.w.stats.dropped.Add(uint64(n))
+		c.w.log.Warn("worker: reply not sent", "broker", c.endpoint, "replies", n, "err", err)
 	}
 }
 
@@ -389,25 +412,63 @@ func (c *conn) receive() step {
 			c.malformed(err, len(frames))
 			continue
 		}
-		msg, err := mdp.Parse(frames)
-		if err == nil && msg.Role != mdp.Worker {
-			err = fmt.Errorf("%w: %s message sent to a worker", mdp.ErrMalformed, msg.Role)
-		}
-		if err != nil {
-			c.malformed(err, len(frames))
+		if mdp.IsBatch(frames) {
+			c.batches = true
+			if c.receiveBatch(frames[1:]) == stepReconnect {
+				return stepReconnect
+			}
 			continue
 		}
-		switch msg.Command {
-		case mdp.Request:
-			c.dispatch(msg)
-		case mdp.Heartbeat:
-		case mdp.Disconnect:
-			log.Info("worker: broker sent DISCONNECT; reconnecting")
+		if c.handle(frames) == stepReconnect {
 			return stepReconnect
-		default:
-			c.malformed(fmt.Errorf("%w: %s sent to a worker", mdp.ErrMalformed, msg.Command), len(frames))
 		}
 	}
+}
+
+// receiveBatch handles each message of a batch as if it had come alone.
+func (c *conn) receiveBatch(packed [][]byte) step {
+	for _, p := range packed {
+		sub, err := mdp.Unpack(c.sub[:0], p, c.w.opts.limits.MaxFrames)
+		c.sub = sub
+		if err == nil && mdp.IsBatch(sub) {
+			err = fmt.Errorf("%w: a batch inside a batch", mdp.ErrMalformed)
+		}
+		if err == nil {
+			err = c.w.opts.limits.Check(sub)
+		}
+		if err != nil {
+			c.malformed(err, len(sub))
+			continue
+		}
+		if c.handle(sub) == stepReconnect {
+			return stepReconnect
+		}
+	}
+	clear(c.sub)
+	return stepContinue
+}
+
+// handle acts on one message from the broker.
+func (c *conn) handle(frames [][]byte) step {
+	msg, err := mdp.Parse(frames)
+	if err == nil && msg.Role != mdp.Worker {
+		err = fmt.Errorf("%w: %s message sent to a worker", mdp.ErrMalformed, msg.Role)
+	}
+	if err != nil {
+		c.malformed(err, len(frames))
+		return stepContinue
+	}
+	switch msg.Command {
+	case mdp.Request:
+		c.dispatch(msg)
+	case mdp.Heartbeat:
+	case mdp.Disconnect:
+		c.w.log.Info("worker: broker sent DISCONNECT; reconnecting", "broker", c.endpoint)
+		return stepReconnect
+	default:
+		c.malformed(fmt.Errorf("%w: %s sent to a worker", mdp.ErrMalformed, msg.Command), len(frames))
+	}
+	return stepContinue
 }
 
 func (c *conn) malformed(err error, frames int) {

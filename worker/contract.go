@@ -146,11 +146,12 @@ func (w *Worker) contractLocked() mdp.ServiceContract {
 	return c
 }
 
-// readyLocked builds the READY message: the credit and, if the worker has
-// methods, its contract (mdp.HeaderContract). A contract that would put the
+// readyLocked builds the READY message: the credit, that the worker takes
+// batches, and, if the worker has methods, its contract (mdp.HeaderContract). A contract that would put the
 // READY over the worker's limits is left out, with a warning.
 func (w *Worker) readyLocked() [][]byte {
 	hdr := mdp.AppendHeader(nil, mdp.HeaderCredit, strconv.Itoa(w.opts.concurrency))
+	hdr = mdp.AppendHeader(hdr, mdp.HeaderBatch, "1")
 	ready := mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Ready, Service: []byte(w.service), Body: [][]byte{hdr}}
 	plain, _ := ready.Append(nil) // cannot fail: READY exists in MDP/0.1
 	if len(w.methods) == 0 && w.opts.doc == "" {

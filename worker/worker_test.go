@@ -24,7 +24,7 @@ func TestReadyFrames(t *testing.T) {
 	errc := run(t, w, context.Background())
 	t.Cleanup(func() { w.Close(); <-errc })
 	_, frames := b.recv()
-	want := [][]byte{{}, []byte("MDPW01"), {0x01}, []byte("tea"), mdp.AppendHeader(nil, mdp.HeaderCredit, "7")}
+	want := [][]byte{{}, []byte("MDPW01"), {0x01}, []byte("tea"), mdp.AppendHeader(mdp.AppendHeader(nil, mdp.HeaderCredit, "7"), mdp.HeaderBatch, "1")}
 	if len(frames) != len(want) {
 		t.Fatalf("READY = %q; want %q", frames, want)
 	}
