@@ -29,19 +29,22 @@ import (
 //
 // A Poller is owned by one goroutine, like its sockets.
 type Poller struct {
-	sockets []*Socket
-	ready   []bool
-	epfd    int
-	file    *os.File // the epoll set, registered with Go's poller
-	raw     syscall.RawConn
-	events  [8]syscall.EpollEvent
-	err     error // from construction, returned by Wait
+	sockets  []*Socket
+	ready    []bool
+	signaled []bool  // ZMQ_FD readable in the last look at the epoll set
+	fds      []int32 // each socket's ZMQ_FD, -1 for a Waker's
+	epfd     int
+	file     *os.File // the epoll set, registered with Go's poller
+	raw      syscall.RawConn
+	events   [8]syscall.EpollEvent
+	err      error // from construction, returned by Wait
 }
 
 // NewPoller returns a poller over the given sockets, each watched for input.
 // A Waker's Socket may be among them. Close releases it.
 func NewPoller(sockets ...*Socket) *Poller {
-	p := &Poller{sockets: sockets, ready: make([]bool, len(sockets)), epfd: -1}
+	p := &Poller{sockets: sockets, ready: make([]bool, len(sockets)), signaled: make([]bool, len(sockets)),
+		fds: make([]int32, len(sockets)), epfd: -1}
 	p.err = p.init()
 	return p
 }
@@ -52,7 +55,8 @@ func (p *Poller) init() error {
 		return fmt.Errorf("zsock: epoll_create: %w", err)
 	}
 	p.epfd = epfd
-	for _, s := range p.sockets {
+	for i, s := range p.sockets {
+		p.fds[i] = -1
 		if s.waker != nil {
 			continue
 		}
@@ -60,6 +64,7 @@ func (p *Poller) init() error {
 		if err != nil {
 			return fmt.Errorf("zsock: ZMQ_FD: %w", err)
 		}
+		p.fds[i] = int32(fd)
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
 		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return fmt.Errorf("zsock: epoll_ctl: %w", err)
@@ -114,22 +119,39 @@ func (p *Poller) interrupt() {
 
 var pastDeadline = time.Unix(1, 0)
 
-// check fills p.ready and reports whether any socket is ready.
+// check fills p.ready and reports whether any socket is ready. It asks
+// ZMQ_EVENTS only of sockets that are not settled or were signaled.
 func (p *Poller) check() (bool, error) {
 	any := false
 	for i, s := range p.sockets {
-		if s.waker != nil {
+		switch {
+		case s.waker != nil:
 			p.ready[i] = s.waker.pending.Load()
-		} else {
+		case s.settled && !p.signaled[i]:
+			p.ready[i] = false
+		default:
 			ev, err := s.s.GetEvents() // also resets the socket's ZMQ_FD
 			if err != nil {
 				return false, fmt.Errorf("zsock: ZMQ_EVENTS: %w", mapErr(err))
 			}
 			p.ready[i] = ev&zmq.POLLIN != 0
+			s.settled = !p.ready[i]
 		}
 		any = any || p.ready[i]
 	}
+	clear(p.signaled)
 	return any, nil
+}
+
+// signal marks the sockets whose ZMQ_FD the epoll set reported readable.
+func (p *Poller) signal(events []syscall.EpollEvent) {
+	for _, ev := range events {
+		for i, fd := range p.fds {
+			if fd == ev.Fd {
+				p.signaled[i] = true
+			}
+		}
+	}
 }
 
 // Wait blocks for up to timeout (forever if negative) until a socket is
@@ -161,6 +183,9 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 		}
 		err := p.raw.Read(func(fd uintptr) bool {
 			n, err := syscall.EpollWait(int(fd), p.events[:], 0)
+			if n > 0 {
+				p.signal(p.events[:n])
+			}
 			return n > 0 || (err != nil && err != syscall.EINTR)
 		})
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

@@ -64,6 +64,13 @@ type Socket struct {
 	s     *zmq.Socket
 	fast  *fastPath // nil: frame by frame through pebbe
 	waker *Waker    // set on a Waker's pseudo-socket, which has no s
+
+	// settled: the last call left no message to read and no command
+	// pending (a receive found none, or ZMQ_EVENTS said so), so only a
+	// signal on ZMQ_FD can make the socket readable and a Poller need not
+	// ask ZMQ_EVENTS, two system calls inside libzmq, until it sees one.
+	// Any other call may consume libzmq's activation command and clears it.
+	settled bool
 }
 
 // New creates a socket of type t on the process-wide ZeroMQ context, with
@@ -97,6 +104,7 @@ type Options struct {
 
 // Apply sets the options on s.
 func (s *Socket) Apply(o Options) error {
+	s.settled = false
 	var errs []error
 	set := func(name string, err error) {
 		if err != nil {
@@ -136,6 +144,7 @@ func (s *Socket) Apply(o Options) error {
 // Bind binds s to endpoint and returns the endpoint actually bound, which
 // differs from the argument for a wildcard port ("tcp://127.0.0.1:*").
 func (s *Socket) Bind(endpoint string) (string, error) {
+	s.settled = false
 	if err := s.s.Bind(endpoint); err != nil {
 		return "", fmt.Errorf("zsock: bind %s: %w", endpoint, err)
 	}
@@ -149,6 +158,7 @@ func (s *Socket) Bind(endpoint string) (string, error) {
 // Connect connects s to endpoint. libzmq connects in the background and
 // reconnects by itself; an error here means the endpoint is malformed.
 func (s *Socket) Connect(endpoint string) error {
+	s.settled = false
 	if err := s.s.Connect(endpoint); err != nil {
 		return fmt.Errorf("zsock: connect %s: %w", endpoint, err)
 	}
@@ -157,6 +167,7 @@ func (s *Socket) Connect(endpoint string) error {
 
 // Disconnect undoes Connect.
 func (s *Socket) Disconnect(endpoint string) error {
+	s.settled = false
 	if err := s.s.Disconnect(endpoint); err != nil {
 		return fmt.Errorf("zsock: disconnect %s: %w", endpoint, err)
 	}
@@ -180,6 +191,7 @@ func (s *Socket) Close() error {
 // Send sends frames as one multipart message. With wait false it fails with
 // ErrAgain instead of blocking when the peer's queue is full.
 func (s *Socket) Send(frames [][]byte, wait bool) error {
+	s.settled = false
 	if len(frames) == 0 {
 		return errors.New("zsock: send of an empty message")
 	}
@@ -214,6 +226,12 @@ func (s *Socket) Send(frames [][]byte, wait bool) error {
 // Recv receives one multipart message, appending its frames to dst[:0].
 // With wait false it returns ErrAgain when no message is waiting.
 func (s *Socket) Recv(dst [][]byte, wait bool) ([][]byte, error) {
+	dst, err := s.recv(dst, wait)
+	s.settled = err == ErrAgain
+	return dst, err
+}
+
+func (s *Socket) recv(dst [][]byte, wait bool) ([][]byte, error) {
 	if s.fast != nil {
 		return s.fast.recv(dst[:0], wait)
 	}
