@@ -401,12 +401,28 @@ func (c *conn) receive() step {
 		case mdp.Request:
 			c.dispatch(msg)
 		case mdp.Heartbeat:
+			c.answerHeartbeat()
 		case mdp.Disconnect:
 			log.Info("worker: broker sent DISCONNECT; reconnecting")
 			return stepReconnect
 		default:
 			c.malformed(fmt.Errorf("%w: %s sent to a worker", mdp.ErrMalformed, msg.Command), len(frames))
 		}
+	}
+}
+
+// answerHeartbeat answers a broker's HEARTBEAT with one at once, unless
+// the worker has just sent something (within an eighth of its interval).
+// A domo broker heartbeats all its idle workers in one sweep an interval;
+// answering in the same breath brings their heartbeats back to it in one
+// burst, one wake-up for many, instead of one per worker at whatever phase
+// each connected at. The worker's own timer (one interval after its last
+// send) is unchanged, so it still sends at least once an interval to a
+// broker that sends no heartbeats, and a broker that answers heartbeats with
+// heartbeats cannot start a ping-pong: the answer comes within the eighth.
+func (c *conn) answerHeartbeat() {
+	if c.readySent && time.Since(c.lastSend) >= c.w.opts.heartbeat/8 {
+		_ = c.send(heartbeatFrames) // a failure is retried by the timer
 	}
 }
 
