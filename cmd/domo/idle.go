@@ -37,7 +37,7 @@ Everything listens on 127.0.0.1, and every process it started is stopped
 before it returns. Each holder takes at most --per-process connections, as a
 client holds three file descriptors in its process (its socket's mailbox, the
 TCP connection, its poller's epoll set) and RLIMIT_NOFILE bounds them.
-docs/benchmarks-idle.md has figures.`,
+docs/benchmarks.md ("Idle connections") has figures.`,
 		Example: `  domo bench idle --clients 1000
   domo bench idle --workers 1000
   domo bench idle --clients 10000 --window 10s`,
