@@ -126,7 +126,7 @@ func TestMalformedBatchDropsTheWorker(t *testing.T) {
 	w := batchWorker(t, ep, "bad", "2")
 	waitWorkers(t, b, 1)
 	for _, frames := range [][][]byte{
-		{[]byte(mdp.BatchHeader), {0x05, 'a'}}, // truncated
+		{[]byte(mdp.BatchHeader), {0x05, 'a'}},                                                  // truncated
 		{[]byte(mdp.BatchHeader), mdp.AppendPacked(nil, [][]byte{[]byte(mdp.BatchHeader), {}})}, // nested
 	} {
 		w.send(frames...)

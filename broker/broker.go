@@ -133,11 +133,10 @@ func (b *Broker) Run(ctx context.Context) error {
 	var poller *zsock.Poller
 	defer func() { poller.Close() }()
 	nextProbe := time.Now()
-	// Ticks come four times an interval, so that a heartbeat leaves between
-	// 3/4 and 1 interval after the last message, and expiry is checked
-	// promptly, however the interval and the traffic line up.
-	interval := b.cfg.HeartbeatInterval / 4
-	nextTick := time.Now().Add(interval)
+	// Ticks come four times an interval, on a fixed grid, so that expiry is
+	// checked promptly; every fourth tick is a heartbeat sweep (see tick).
+	clock := newBeatClock(time.Now(), b.cfg.HeartbeatInterval)
+	nextTick := clock.next
 	for !b.stopped {
 		if poller == nil || b.pollerStale {
 			poller.Close()
@@ -161,8 +160,9 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 		}
 		if now := time.Now(); !now.Before(nextTick) {
-			b.tick(now)
-			nextTick = now.Add(interval)
+			sweep := clock.advance(now)
+			b.tick(now, sweep, clock.sweep)
+			nextTick = clock.next
 			if !now.Before(nextProbe) {
 				b.probePeers(now)
 				nextProbe = now.Add(b.cfg.HeartbeatInterval)
@@ -343,9 +343,49 @@ func (b *Broker) disconnectAll() {
 	b.log.Info("broker stopped", "workers_disconnected", len(b.workers))
 }
 
+// beatClock is the broker's tick schedule: ticks four times a heartbeat
+// interval on a fixed grid from the start, every fourth of them a heartbeat
+// sweep. A fixed grid (rather than "a quarter interval after the last tick")
+// keeps sweeps exactly one interval apart however late the loop gets to them.
+type beatClock struct {
+	origin  time.Time
+	quarter time.Duration
+	k       int64     // the last tick handled: origin + k*quarter
+	next    time.Time // the next tick
+	sweep   time.Time // the next sweep
+}
+
+func newBeatClock(origin time.Time, interval time.Duration) beatClock {
+	c := beatClock{origin: origin, quarter: max(interval/4, 1)}
+	c.next = origin.Add(c.quarter)
+	c.sweep = origin.Add(4 * c.quarter)
+	return c
+}
+
+// advance moves the clock to the tick due at now (ticks missed while the
+// loop was busy are skipped) and reports whether a sweep is due.
+func (c *beatClock) advance(now time.Time) bool {
+	k := int64(now.Sub(c.origin) / c.quarter)
+	sweep := k/4 > c.k/4
+	c.k = k
+	c.next = c.origin.Add(time.Duration(k+1) * c.quarter)
+	c.sweep = c.origin.Add(time.Duration(k/4+1) * 4 * c.quarter)
+	return sweep
+}
+
 // tick runs four times a heartbeat interval: it drops silent workers, sends
 // heartbeats to the others, and expires queued requests.
-func (b *Broker) tick(now time.Time) {
+//
+// Heartbeats leave in one sweep an interval: every worker sent nothing in the
+// last quarter interval gets one at the sweep, so 1,000 idle workers cost
+// one burst of sends (and, as domo workers answer a heartbeat with theirs,
+// one burst of receives) an interval rather than a steady trickle of
+// wake-ups. Between sweeps, a worker that would otherwise go more than an
+// interval without a message by the next sweep (one skipped at the last
+// sweep because it had just been sent a request) gets one at once, so no
+// worker waits more than an interval, as RFC 7 asks.
+func (b *Broker) tick(now time.Time, sweep bool, nextSweep time.Time) {
+	ivl := b.cfg.HeartbeatInterval
 	for _, w := range b.workers {
 		if now.After(w.expiry) {
 			b.counters.WorkersExpired++
@@ -353,7 +393,7 @@ func (b *Broker) tick(now time.Time) {
 			b.deleteWorker(w, false)
 			continue
 		}
-		if now.Sub(w.lastSent) >= b.cfg.HeartbeatInterval*3/4 {
+		if due := sweep && now.Sub(w.lastSent) >= ivl/4; due || nextSweep.Sub(w.lastSent) > ivl {
 			b.sendWorkerCommand(w, mdp.Heartbeat)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -438,5 +439,96 @@ func TestIPCEndpoint(t *testing.T) {
 	w.sendMsg(reply(req, req.Body...))
 	if m := c.expect("reply over ipc"); string(m.Body[0]) != "over ipc" {
 		t.Fatalf("reply = %q", m.Body)
+	}
+}
+
+// TestHeartbeatsLeaveInOneSweep: idle workers that registered at different
+// times are sent their heartbeats together, once an interval.
+func TestHeartbeatsLeaveInOneSweep(t *testing.T) {
+	const ivl = 200 * time.Millisecond
+	b, ep := testbroker.Start(t, func(c *broker.Config) { c.HeartbeatInterval = ivl })
+	first := plainWorker(t, ep, "svc")
+	waitWorkers(t, b, 1)
+	time.Sleep(ivl / 2)
+	second := plainWorker(t, ep, "svc")
+	waitWorkers(t, b, 2)
+
+	// Each goroutine owns its worker's socket and records when heartbeats come.
+	beats := make([][]time.Time, 2)
+	var wg sync.WaitGroup
+	for i, w := range []*peer{first, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			until := time.Now().Add(10 * ivl)
+			for time.Now().Before(until) {
+				frames := w.recv(time.Until(until))
+				if frames == nil {
+					return
+				}
+				if m, err := mdp.Parse(frames); err == nil && m.Command == mdp.Heartbeat {
+					beats[i] = append(beats[i], time.Now())
+					w.sendMsg(mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Heartbeat})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, ts := range beats {
+		// 10 intervals: about 10 heartbeats; the rule before sweeps (a beat
+		// 3/4 of an interval after the last, checked each quarter) sent 13.
+		if len(ts) < 7 || len(ts) > 11 {
+			t.Errorf("worker %d: %d heartbeats in 10 intervals; want about 10", i, len(ts))
+		}
+		for j := 2; j < len(ts); j++ {
+			if gap := ts[j].Sub(ts[j-1]); gap > 2*ivl {
+				t.Errorf("worker %d: %v between heartbeats %d and %d; want about %v", i, gap, j-1, j, ivl)
+			}
+		}
+	}
+	// After the first sweep they both join, the second worker's heartbeats
+	// come with the first's.
+	near := func(ts []time.Time, x time.Time) bool {
+		for _, y := range ts {
+			if d := x.Sub(y).Abs(); d < ivl/4 {
+				return true
+			}
+		}
+		return false
+	}
+	apart := 0
+	for j := 2; j < len(beats[1]); j++ {
+		if !near(beats[0], beats[1][j]) {
+			apart++
+		}
+	}
+	if apart > 1 {
+		t.Errorf("%d of the second worker's heartbeats came apart from the first's (%v and %v); want them in the same sweeps", apart, beats[0], beats[1])
+	}
+}
+
+func TestBeatClock(t *testing.T) {
+	origin := time.Unix(1000, 0)
+	c := broker.NewBeatClockForTest(origin, 4*time.Second)
+	at := func(d time.Duration) time.Time { return origin.Add(d) }
+	for _, step := range []struct {
+		now       time.Duration
+		sweep     bool
+		next      time.Duration
+		nextSweep time.Duration
+	}{
+		{1010 * time.Millisecond, false, 2 * time.Second, 4 * time.Second},
+		{2 * time.Second, false, 3 * time.Second, 4 * time.Second},
+		{3500 * time.Millisecond, false, 4 * time.Second, 4 * time.Second},
+		{4020 * time.Millisecond, true, 5 * time.Second, 8 * time.Second},
+		{5 * time.Second, false, 6 * time.Second, 8 * time.Second},
+		{9100 * time.Millisecond, true, 10 * time.Second, 12 * time.Second}, // ticks missed: one sweep
+		{10 * time.Second, false, 11 * time.Second, 12 * time.Second},
+	} {
+		sweep, next, nextSweep := c.Advance(at(step.now))
+		if sweep != step.sweep || !next.Equal(at(step.next)) || !nextSweep.Equal(at(step.nextSweep)) {
+			t.Errorf("at %v: sweep %v, next tick %v, next sweep %v; want %v, %v, %v", step.now,
+				sweep, next.Sub(origin), nextSweep.Sub(origin), step.sweep, step.next, step.nextSweep)
+		}
 	}
 }

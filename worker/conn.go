@@ -462,6 +462,7 @@ func (c *conn) handle(frames [][]byte) step {
 	case mdp.Request:
 		c.dispatch(msg)
 	case mdp.Heartbeat:
+		c.answerHeartbeat()
 	case mdp.Disconnect:
 		c.w.log.Info("worker: broker sent DISCONNECT; reconnecting", "broker", c.endpoint)
 		return stepReconnect
@@ -469,6 +470,21 @@ func (c *conn) handle(frames [][]byte) step {
 		c.malformed(fmt.Errorf("%w: %s sent to a worker", mdp.ErrMalformed, msg.Command), len(frames))
 	}
 	return stepContinue
+}
+
+// answerHeartbeat answers a broker's HEARTBEAT with one at once, unless
+// the worker has just sent something (within an eighth of its interval).
+// A domo broker heartbeats all its idle workers in one sweep an interval;
+// answering in the same breath brings their heartbeats back to it in one
+// burst, one wake-up for many, instead of one per worker at whatever phase
+// each connected at. The worker's own timer (one interval after its last
+// send) is unchanged, so it still sends at least once an interval to a
+// broker that sends no heartbeats, and a broker that answers heartbeats with
+// heartbeats cannot start a ping-pong: the answer comes within the eighth.
+func (c *conn) answerHeartbeat() {
+	if c.readySent && time.Since(c.lastSend) >= c.w.opts.heartbeat/8 {
+		_ = c.send(heartbeatFrames) // a failure is retried by the timer
+	}
 }
 
 func (c *conn) malformed(err error, frames int) {

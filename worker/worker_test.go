@@ -471,3 +471,24 @@ func TestShutdownDrains(t *testing.T) {
 		t.Errorf("Run after Shutdown = %v; want ErrClosed", err)
 	}
 }
+
+// TestHeartbeatAnswersBroker: a HEARTBEAT from the broker is answered at
+// once (so that a broker's sweep comes back as one burst), except right
+// after the worker sent something, so two peers that both answer cannot
+// ping-pong.
+func TestHeartbeatAnswersBroker(t *testing.T) {
+	b := newFakeBroker(t)
+	w := newWorker(b, WithHeartbeat(time.Second, 200)) // its own timer: 1 s after READY
+	id := start(t, b, w)
+	time.Sleep(200 * time.Millisecond) // more than an eighth of the interval
+	sent := time.Now()
+	b.heartbeat(id)
+	b.expect(mdp.Heartbeat)
+	if d := time.Since(sent); d > 700*time.Millisecond {
+		t.Fatalf("heartbeat answered after %v; want at once, before the worker's own 1s timer", d)
+	}
+	b.heartbeat(id) // just answered: no second answer now
+	if _, frames, ok := b.tryRecv(50 * time.Millisecond); ok {
+		t.Fatalf("got %q right after answering a heartbeat; want nothing", frames)
+	}
+}

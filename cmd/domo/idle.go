@@ -21,6 +21,7 @@ func newBenchIdleCmd() *cobra.Command {
 		broker  string
 		timeout time.Duration
 		beat    time.Duration
+		cbeat   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "idle",
@@ -36,7 +37,7 @@ Everything listens on 127.0.0.1, and every process it started is stopped
 before it returns. Each holder takes at most --per-process connections, as a
 client holds three file descriptors in its process (its socket's mailbox, the
 TCP connection, its poller's epoll set) and RLIMIT_NOFILE bounds them.
-docs/benchmarks-idle.md has figures.`,
+docs/benchmarks.md ("Idle connections") has figures.`,
 		Example: `  domo bench idle --clients 1000
   domo bench idle --workers 1000
   domo bench idle --clients 10000 --window 10s`,
@@ -46,7 +47,7 @@ docs/benchmarks-idle.md has figures.`,
 			if hold {
 				return loadgen.Hold(ctx, loadgen.HoldConfig{
 					Broker: broker, Clients: cfg.Clients, Workers: cfg.Workers,
-					Service: cfg.Service, Heartbeat: beat, Timeout: timeout, Logger: slog.Default(),
+					Service: cfg.Service, Heartbeat: beat, ClientHeartbeat: cbeat, Timeout: timeout, Logger: slog.Default(),
 				}, os.Stdin, cmd.OutOrStdout())
 			}
 			exe, err := os.Executable()
@@ -62,7 +63,8 @@ docs/benchmarks-idle.md has figures.`,
 			cfg.HolderCmd = func(ep string, clients, workers int) *exec.Cmd {
 				return exec.Command(exe, "--log-level", "warn", "bench", "idle", "--hold", "--broker", ep,
 					"--clients", strconv.Itoa(clients), "--workers", strconv.Itoa(workers),
-					"--service", cfg.Service, "--heartbeat", beat.String(), "--timeout", timeout.String())
+					"--service", cfg.Service, "--heartbeat", beat.String(), "--client-heartbeat", cbeat.String(),
+					"--timeout", timeout.String())
 			}
 			// Bounded: connecting, two settles and two windows, with room.
 			ctx, cancel := context.WithTimeout(ctx, 2*timeout+2*(cfg.Settle+cfg.Window)+30*time.Second)
@@ -84,6 +86,7 @@ docs/benchmarks-idle.md has figures.`,
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "quiet time before each measurement")
 	f.DurationVar(&cfg.Window, "window", 10*time.Second, "length of each CPU measurement")
 	f.DurationVar(&beat, "heartbeat", 2500*time.Millisecond, "heartbeat interval of the broker and the idle workers")
+	f.DurationVar(&cbeat, "client-heartbeat", 0, "probe interval of the idle clients (0: the client's default, 1s; each probe is a request to the broker)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound on starting the broker and connecting everything")
 	f.BoolVar(&hold, "hold", false, "internal: be a holder process for --broker")
 	f.StringVar(&broker, "broker", "", "internal: the broker a holder connects to")

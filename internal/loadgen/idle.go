@@ -177,8 +177,12 @@ type HoldConfig struct {
 	// Heartbeat is the workers' heartbeat interval (liveness 3); the
 	// worker's default, 2.5 s, if 0.
 	Heartbeat time.Duration
-	Timeout   time.Duration
-	Logger    *slog.Logger // for the workers; nil discards
+	// ClientHeartbeat is the idle clients' probe interval (client.WithHeartbeat,
+	// liveness 3); the client's default, 1 s, if 0. Every idle client probes
+	// the broker with an mmi.service request once an interval.
+	ClientHeartbeat time.Duration
+	Timeout         time.Duration
+	Logger          *slog.Logger // for the workers; nil discards
 }
 
 // Idle is a set of open idle clients and workers.
@@ -235,7 +239,11 @@ func OpenIdle(ctx context.Context, cfg HoldConfig) (*Idle, error) {
 		}()
 	}
 	for range cfg.Clients {
-		c, err := client.New(client.WithBroker(cfg.Broker), client.WithTimeout(cfg.Timeout), client.WithLogger(cfg.Logger))
+		opts := []client.Option{client.WithBroker(cfg.Broker), client.WithTimeout(cfg.Timeout), client.WithLogger(cfg.Logger)}
+		if cfg.ClientHeartbeat > 0 {
+			opts = append(opts, client.WithHeartbeat(cfg.ClientHeartbeat, 3))
+		}
+		c, err := client.New(opts...)
 		if err != nil {
 			h.Close()
 			return nil, fmt.Errorf("loadgen: idle client %d: %w", len(h.clients)+1, err)
