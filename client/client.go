@@ -311,8 +311,8 @@ func (c *Client) timeout(now time.Time, blocked bool) time.Duration {
 	}
 	for _, cn := range c.conns {
 		earliest(c.probeAt(cn))
-		if cn.alive.Load() {
-			earliest(cn.lastRecv.Add(c.deadAfter()))
+		if at, ok := c.deadAt(cn); ok {
+			earliest(at)
 		}
 	}
 	for _, r := range c.retries {
@@ -392,6 +392,7 @@ func (c *Client) dispatch(it sendItem) bool {
 
 		err := cn.sock.Send(om.frames, false)
 		if err == nil {
+			cn.sent(c.now)
 			if keep {
 				c.mu.Lock()
 				if c.pending[om.id] == cl && cl.om == nil {

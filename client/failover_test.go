@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -260,7 +262,9 @@ func TestKillBrokerMidLoad(t *testing.T) {
 }
 
 // TestBrokerRestart: a broker that dies and comes back on the same
-// endpoint is used again.
+// endpoint is used again. The client is idle when the broker dies, so it
+// need not notice (it waits for nothing): its calls go to the live broker,
+// since the dead one's connection is gone (ZMQ_IMMEDIATE).
 func TestBrokerRestart(t *testing.T) {
 	b1, ep1 := testbroker.Start(t)
 	b2, ep2 := testbroker.Start(t)
@@ -271,7 +275,13 @@ func TestBrokerRestart(t *testing.T) {
 	waitAlive(t, c, ep1, true)
 
 	b1.Close()
-	waitAlive(t, c, ep1, false)
+	// Until the client's libzmq sees the connection close (a moment), a
+	// call may still go to the dead broker: it fails unavailable once the
+	// liveness period passes. After that, calls go to the live one.
+	waitFor(t, "a call to succeed with one broker dead", func() bool {
+		_, err := c.Invoke(testCtx(t), "tea.brew", nil)
+		return err == nil
+	})
 	for i := range 10 {
 		if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
 			t.Fatalf("Invoke %d with one broker dead: %v", i, err)
@@ -281,8 +291,14 @@ func TestBrokerRestart(t *testing.T) {
 	b1b, _ := testbroker.Start(t, func(cfg *broker.Config) { cfg.Listen = []string{ep1} })
 	waitTea(t, b1b)
 	restarted := time.Now()
+	waitFor(t, "the restarted broker to get a call", func() bool {
+		if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
+			t.Fatalf("Invoke after the restart: %v", err)
+		}
+		return requests(t, b1b) > 0
+	})
 	waitAlive(t, c, ep1, true)
-	t.Logf("restarted broker alive again after %v", time.Since(restarted).Round(time.Millisecond))
+	t.Logf("restarted broker used again after %v", time.Since(restarted).Round(time.Millisecond))
 	for i := range 20 {
 		if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
 			t.Fatalf("Invoke %d after the restart: %v", i, err)
@@ -311,7 +327,8 @@ func TestNoBrokerWaits(t *testing.T) {
 		return err
 	})
 	time.Sleep(100 * time.Millisecond)
-	b2, _ := testbroker.Start(t, func(cfg *broker.Config) { cfg.Listen = []string{ep} })
+	// The grace lets the broker hold the call until the worker is READY.
+	b2, _ := testbroker.Start(t, func(cfg *broker.Config) { cfg.Listen = []string{ep}; cfg.StartupGrace = 10 * time.Second })
 	startTeaWorker(t, []string{ep}, echoHandler)
 	waitTea(t, b2)
 	if err := await(t, done); err != nil {
@@ -607,3 +624,124 @@ func TestSupersededUnavailable(t *testing.T) {
 		t.Errorf("Retry call = %v", err)
 	}
 }
+
+// TestIdleClientDoesNotProbe: a client with nothing in flight probes a live
+// broker seldom (idleProbeInterval), not every heartbeat: 10,000 idle
+// clients would otherwise cost a broker 10,000 requests a second.
+func TestIdleClientDoesNotProbe(t *testing.T) {
+	b := startBroker(t, echo)
+	c := newMulti(t, []string{b.endpoint})
+	waitAlive(t, c, b.endpoint, true)
+	if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
+		t.Fatal(err)
+	}
+	before := b.probes.Load()
+	time.Sleep(10 * testHeartbeat)
+	if n := b.probes.Load() - before; n != 0 {
+		t.Errorf("idle client sent %d probes in 10 heartbeat intervals; want 0", n)
+	}
+	if st, _ := brokerState(c, b.endpoint); !st.Alive {
+		t.Errorf("quiet broker of an idle client declared dead: %+v", st)
+	}
+}
+
+// TestIdleClientFindsHungBroker: a broker that stops answering while its
+// client is idle is found out by ZMTP heartbeats (libzmq closes the
+// connection), so the client's next call goes to a live broker at once.
+func TestIdleClientFindsHungBroker(t *testing.T) {
+	hung := newFreezer(t, startBroker(t, echo).endpoint)
+	good := startBroker(t, echo)
+	c := newMulti(t, []string{hung.endpoint, good.endpoint})
+	waitAlive(t, c, hung.endpoint, true)
+	waitAlive(t, c, good.endpoint, true)
+	hung.freeze()
+	// Past a ZMTP heartbeat and its timeout, the connection is closed.
+	time.Sleep(2*max(testHeartbeat*testLiveness, time.Second) + 500*time.Millisecond)
+	start := time.Now()
+	for i := range 10 {
+		if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
+			t.Fatalf("Invoke %d after the broker hung: %v", i, err)
+		}
+	}
+	if took := time.Since(start); took > testHeartbeat*testLiveness {
+		t.Errorf("10 calls took %v; the hung broker held some for its liveness period", took)
+	}
+}
+
+// freezer is a TCP relay in front of a broker that can stop relaying while
+// keeping its connections open: a broker hung, or a network partition,
+// as its clients see it.
+type freezer struct {
+	endpoint string
+	frozen   atomic.Bool
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{endpoint: "tcp://" + ln.Addr().String()}
+	var (
+		mu     sync.Mutex
+		open   []net.Conn
+		closed bool
+		relays sync.WaitGroup
+	)
+	relays.Add(1) // the accept loop
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		relays.Wait()
+	})
+	relay := func(dst, src net.Conn) {
+		defer relays.Done()
+		defer dst.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			if f.frozen.Load() {
+				continue // swallowed: the peer hears nothing
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		defer relays.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", strings.TrimPrefix(target, "tcp://"))
+			mu.Lock()
+			if err != nil || closed {
+				mu.Unlock()
+				in.Close()
+				if out != nil {
+					out.Close()
+				}
+				continue
+			}
+			open = append(open, in, out)
+			relays.Add(2)
+			mu.Unlock()
+			go relay(out, in)
+			go relay(in, out)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) freeze() { f.frozen.Store(true) }

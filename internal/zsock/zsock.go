@@ -100,6 +100,11 @@ type Options struct {
 	ReconnectIvl    time.Duration // first reconnect delay
 	ReconnectIvlMax time.Duration // reconnect backoff ceiling
 	Immediate       bool          // queue only on completed connections
+	// ZMTP heartbeats (PING/PONG, answered by the peer's libzmq without
+	// waking its application): a connection silent for HeartbeatTimeout
+	// after a PING is closed (and reconnected). Zero leaves them off.
+	HeartbeatIvl     time.Duration
+	HeartbeatTimeout time.Duration
 }
 
 // Apply sets the options on s.
@@ -134,6 +139,12 @@ func (s *Socket) Apply(o Options) error {
 	}
 	if o.Immediate {
 		set("immediate", s.s.SetImmediate(true))
+	}
+	if o.HeartbeatIvl > 0 {
+		set("heartbeat_ivl", s.s.SetHeartbeatIvl(o.HeartbeatIvl))
+	}
+	if o.HeartbeatTimeout > 0 {
+		set("heartbeat_timeout", s.s.SetHeartbeatTimeout(o.HeartbeatTimeout))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("zsock: options: %w", errors.Join(errs...))
