@@ -58,7 +58,11 @@ type observer struct {
 
 // open prepares the observer and points cfg.Events at it.
 func (o observeFlags) open(ctx context.Context, cfg *broker.Config) (*observer, error) {
-	ob := &observer{flags: o, events: make(chan broker.Event, 65536)}
+	// Buffers hold a burst (one turn of the broker's loop handles at most
+	// 4,096 messages, about as many events), not seconds of load: an Event
+	// is ~250 bytes and the garbage collector keeps the buffers resident,
+	// so 65,536 cost an idle broker 16 MB.
+	ob := &observer{flags: o, events: make(chan broker.Event, 8192)}
 	cfg.Events = ob.events
 	ob.bus = eventbus.New(ob.events)
 	if o.journal != "" {
@@ -98,14 +102,14 @@ func (ob *observer) start(b *broker.Broker) {
 			}
 		}()
 	}
-	metricsEvents := ob.bus.Subscribe("metrics", 16384).C
+	metricsEvents := ob.bus.Subscribe("metrics", 8192).C
 	run(func() error { return rec.Run(ctx, metricsEvents) })
 	if ob.recorder != nil {
-		journalEvents := ob.bus.Subscribe("journal", 65536).C
+		journalEvents := ob.bus.Subscribe("journal", 32768).C
 		run(func() error { return ob.recorder.Run(ctx, journalEvents) })
 	}
 	if ob.flags.trace != "" {
-		traceEvents := ob.bus.Subscribe("tracing", 16384).C
+		traceEvents := ob.bus.Subscribe("tracing", 8192).C
 		run(func() error { return brokertrace.New(otel.GetTracerProvider()).Run(ctx, traceEvents) })
 	}
 	run(func() error { return ob.bus.Run(ctx) })
