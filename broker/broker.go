@@ -187,7 +187,7 @@ func (b *Broker) newPoller() *zsock.Poller {
 		socks = append(socks, p.sock)
 	}
 	b.pollerStale = false
-	return zsock.NewPoller(socks...)
+	return zsock.NewPoller(socks...).Eager() // every ready socket is drained
 }
 
 func (b *Broker) forwardedCount() int {

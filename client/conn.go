@@ -95,7 +95,7 @@ func (c *Client) rebuildPoller() {
 		socks = append(socks, cn.sock)
 	}
 	c.polled = append(c.polled[:0:0], c.conns...)
-	c.poller = zsock.NewPoller(socks...)
+	c.poller = zsock.NewPoller(socks...).Eager() // drain reads each ready socket to ErrAgain
 }
 
 // pick returns the broker for the next request: one that is alive and had

@@ -231,7 +231,7 @@ func (c *conn) open() error {
 		return err
 	}
 	c.sock = s
-	c.poller = zsock.NewPoller(s, c.waker.Socket())
+	c.poller = zsock.NewPoller(s, c.waker.Socket()).Eager() // receive drains the socket
 	c.gen++
 	c.epoch.Store(c.gen)
 	now := time.Now()

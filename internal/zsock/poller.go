@@ -33,6 +33,7 @@ type Poller struct {
 	ready    []bool
 	signaled []bool  // ZMQ_FD readable in the last look at the epoll set
 	fds      []int32 // each socket's ZMQ_FD, -1 for a Waker's
+	eager    bool    // Eager: ready means "may be readable"
 	epfd     int
 	file     *os.File // the epoll set, registered with Go's poller
 	raw      syscall.RawConn
@@ -90,6 +91,19 @@ func (p *Poller) init() error {
 	return nil
 }
 
+// Eager makes p report a socket ready when it may be readable (a call may
+// have changed it, or its ZMQ_FD fired) without asking ZMQ_EVENTS, which
+// costs two system calls inside libzmq each time. The caller must then
+// receive from every ready socket without waiting until ErrAgain: that
+// receive finds out at the cost ZMQ_EVENTS would have had, and settles the
+// socket. The loops of the broker, the client and the worker drain their
+// sockets so; a caller that receives one message per Wait must not use it.
+// It returns p.
+func (p *Poller) Eager() *Poller {
+	p.eager = true
+	return p
+}
+
 // Close releases the poller. Its sockets stay open. Closing a nil Poller
 // does nothing.
 func (p *Poller) Close() error {
@@ -129,6 +143,8 @@ func (p *Poller) check() (bool, error) {
 			p.ready[i] = s.waker.pending.Load()
 		case s.settled && !p.signaled[i]:
 			p.ready[i] = false
+		case p.eager:
+			p.ready[i] = true
 		default:
 			ev, err := s.s.GetEvents() // also resets the socket's ZMQ_FD
 			if err != nil {
