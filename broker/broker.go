@@ -49,7 +49,11 @@ type Broker struct {
 	sub           [][]byte  // reused: one message of a batch received
 	batching      []*worker // workers with requests held for a batch
 	batch         mdp.Batch // reused: a batch being built
-	scratch       [][]byte  // reused: one message of a batch
+	inBatch       bool      // handling the messages of a batch
+	clientBatches map[string]*clientBatch
+	clientOrder   []*clientBatch // the clientBatches of this turn, in order
+	freeBatches   []*clientBatch
+	scratch       [][]byte // reused: one message of a batch
 	badLog        logLimiter
 }
 

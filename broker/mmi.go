@@ -24,7 +24,7 @@ func (b *Broker) onMMI(identity []byte, msg *mdp.Message) {
 	switch string(msg.Service) {
 	case mdp.MMIService:
 		answer = []byte(mdp.MMINotFound)
-		if svc := b.services[string(arg)]; svc != nil && svc.workers > 0 {
+		if svc := b.services[string(arg)]; (svc != nil && svc.workers > 0) || string(arg) == mdp.MMIBatch {
 			answer = []byte(mdp.MMIFound)
 		}
 	case mdp.MMIServices:

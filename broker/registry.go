@@ -24,6 +24,7 @@ type request struct {
 	worker   *worker // while in flight at a local worker
 	peer     *peer   // while in flight at a peer broker
 	fromPeer bool    // sent by a peer broker: never offloaded again
+	batched  bool    // came in a batch: its client takes batched replies
 
 	// The request's names as events report them, made once at its first
 	// event rather than at each.

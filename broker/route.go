@@ -56,7 +56,9 @@ func (b *Broker) handleBatch(identity []byte, packed [][]byte) {
 			return
 		}
 		b.counters.BatchedIn++
+		b.inBatch = true
 		b.handleOne(identity, sub)
+		b.inBatch = false
 		clear(b.sub) // drop references to the frames
 	}
 }
@@ -175,6 +177,7 @@ func (b *Broker) newRequest(identity []byte, msg *mdp.Message, svc *service) *re
 		service:  svc,
 		body:     append([][]byte(nil), msg.Body...),
 		received: time.Now(),
+		batched:  b.inBatch,
 	}
 	if env, err := mdp.ParseRequest(msg.Body); err == nil {
 		r.envelope = true
@@ -243,8 +246,8 @@ func (b *Broker) requestMessage(w *worker, r *request) mdp.Message {
 	return mdp.Message{Role: mdp.Worker, Version: version, Command: mdp.Request, Address: r.route, Body: r.body}
 }
 
-// flushBatches sends the requests held for batch workers: alone when there
-// is one, else packed in batches.
+// flushBatches sends the requests held for batch workers and the replies
+// held for batch clients: alone when there is one, else packed in batches.
 func (b *Broker) flushBatches() {
 	for _, w := range b.batching {
 		if b.workers[w.identity] != w || len(w.pending) == 0 {
@@ -271,6 +274,13 @@ func (b *Broker) flushBatches() {
 	}
 	clear(b.batching)
 	b.batching = b.batching[:0]
+	for _, cb := range b.clientOrder {
+		b.sendClientBatch(cb)
+		delete(b.clientBatches, cb.client)
+		b.freeBatches = append(b.freeBatches, cb)
+	}
+	clear(b.clientOrder)
+	b.clientOrder = b.clientOrder[:0]
 }
 
 // sendBatch sends what b.batch holds to w.
@@ -472,9 +482,61 @@ func finalCommand(r *request) mdp.Command {
 	return mdp.Reply
 }
 
+// sendClient sends r's client a reply (or partial) now, or, if the client
+// sent r in a batch, with the other replies for it at the end of this turn
+// of the loop.
 func (b *Broker) sendClient(r *request, cmd mdp.Command, body [][]byte) {
 	m := mdp.Message{Role: mdp.Client, Version: r.version, Command: cmd, Service: r.service.nameBytes, Body: body}
-	b.sendTo(r.client, &m)
+	if !r.batched {
+		b.sendTo(r.client, &m)
+		return
+	}
+	frames, err := m.Append(b.scratch[:0])
+	b.scratch = frames
+	defer clear(b.scratch)
+	if err != nil {
+		b.log.Error("broker: encode", "err", err, "command", m.Command)
+		return
+	}
+	cb := b.clientBatches[r.client]
+	if cb == nil {
+		cb = b.newClientBatch(r.client)
+	}
+	if !cb.batch.Add(frames) {
+		b.sendClientBatch(cb)
+		cb.batch.Add(frames)
+	}
+}
+
+// clientBatch gathers the replies for one client during a turn of the loop.
+type clientBatch struct {
+	client string
+	batch  mdp.Batch
+}
+
+func (b *Broker) newClientBatch(client string) *clientBatch {
+	var cb *clientBatch
+	if n := len(b.freeBatches); n > 0 {
+		cb, b.freeBatches = b.freeBatches[n-1], b.freeBatches[:n-1]
+	} else {
+		cb = &clientBatch{}
+	}
+	cb.client = client
+	if b.clientBatches == nil {
+		b.clientBatches = make(map[string]*clientBatch)
+	}
+	b.clientBatches[client] = cb
+	b.clientOrder = append(b.clientOrder, cb)
+	return cb
+}
+
+func (b *Broker) sendClientBatch(cb *clientBatch) {
+	if n := cb.batch.Len(); n > 1 {
+		b.counters.BatchesOut++
+		b.counters.BatchedOut += uint64(n)
+	}
+	b.out = append(append(b.out[:0], []byte(cb.client)), cb.batch.Take()...)
+	b.sendFrames(cb.client, b.out)
 }
 
 func (b *Broker) sendWorkerCommand(w *worker, cmd mdp.Command) {

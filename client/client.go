@@ -44,28 +44,34 @@ type Client struct {
 	watchDone   chan struct{}
 
 	// Owned by the loop.
-	poller  *zsock.Poller
-	polled  []*conn     // the conns of poller, in its order after the waker
-	backlog []sendItem  // requests no broker could take yet, in order
-	retries []retryItem // Retry calls to send again, each not before its time
-	rr      int         // where pick starts, for round-robin among equals
-	now     time.Time   // when the loop last woke
+	poller   *zsock.Poller
+	polled   []*conn     // the conns of poller, in its order after the waker
+	backlog  []sendItem  // requests no broker could take yet, in order
+	batching []*conn     // conns with a batch being built in this flush
+	sub      [][]byte    // reused: one message of a batch received
+	redo     []sendItem  // requests of batches that could not be sent
+	retries  []retryItem // Retry calls to send again, each not before its time
+	rr       int         // where pick starts, for round-robin among equals
+	now      time.Time   // when the loop last woke
 
 	stats struct {
 		calls, errors, late, malformed, retries, failovers atomic.Uint64
+		batchesOut, batchedIn                              atomic.Uint64
 	}
 }
 
 // Stats is a snapshot of a Client's counters.
 type Stats struct {
-	Calls     uint64 // requests sent: calls, streams and raw calls (a retried call counts once)
-	Errors    uint64 // calls and streams that ended in an error, remote or local
-	Late      uint64 // replies that matched no waiting call (its caller had given up, or another attempt answered first)
-	Malformed uint64 // messages from a broker dropped as malformed or over the limits
-	Retries   uint64 // requests sent again (Retry calls), after their broker died, was removed or answered "unavailable"
-	Failovers uint64 // Retry calls moved off a broker that died or was removed
-	InFlight  int    // calls and streams waiting for replies now
-	Brokers   []BrokerStats
+	Calls      uint64 // requests sent: calls, streams and raw calls (a retried call counts once)
+	Errors     uint64 // calls and streams that ended in an error, remote or local
+	Late       uint64 // replies that matched no waiting call (its caller had given up, or another attempt answered first)
+	Malformed  uint64 // messages from a broker dropped as malformed or over the limits
+	Retries    uint64 // requests sent again (Retry calls), after their broker died, was removed or answered "unavailable"
+	Failovers  uint64 // Retry calls moved off a broker that died or was removed
+	BatchesOut uint64 // batches of requests sent (to brokers that take them)
+	BatchedIn  uint64 // replies received inside batches
+	InFlight   int    // calls and streams waiting for replies now
+	Brokers    []BrokerStats
 }
 
 // BrokerStats is the state of the connection to one broker.
@@ -221,14 +227,16 @@ func (c *Client) Stats() Stats {
 	}
 	c.mu.Unlock()
 	return Stats{
-		Calls:     c.stats.calls.Load(),
-		Errors:    c.stats.errors.Load(),
-		Late:      c.stats.late.Load(),
-		Malformed: c.stats.malformed.Load(),
-		Retries:   c.stats.retries.Load(),
-		Failovers: c.stats.failovers.Load(),
-		InFlight:  n,
-		Brokers:   brokers,
+		Calls:      c.stats.calls.Load(),
+		Errors:     c.stats.errors.Load(),
+		Late:       c.stats.late.Load(),
+		Malformed:  c.stats.malformed.Load(),
+		Retries:    c.stats.retries.Load(),
+		Failovers:  c.stats.failovers.Load(),
+		BatchesOut: c.stats.batchesOut.Load(),
+		BatchedIn:  c.stats.batchedIn.Load(),
+		InFlight:   n,
+		Brokers:    brokers,
 	}
 }
 
@@ -337,6 +345,25 @@ func (c *Client) flush() bool {
 	for _, cn := range c.conns {
 		cn.full = false
 	}
+	for {
+		blocked := c.dispatchAll()
+		c.sendBatches()
+		if len(c.redo) == 0 {
+			return blocked
+		}
+		// Requests of batches that could not be sent go to another broker,
+		// or wait in the backlog, first.
+		c.backlog = append(c.redo, c.backlog...)
+		c.redo = nil
+		if blocked {
+			return true
+		}
+	}
+}
+
+// dispatchAll dispatches the backlog, then everything queued. It reports
+// whether a request found no broker with room (it waits in the backlog).
+func (c *Client) dispatchAll() bool {
 	for len(c.backlog) > 0 {
 		if !c.dispatch(c.backlog[0]) {
 			return true
@@ -359,71 +386,140 @@ func (c *Client) flush() bool {
 	}
 }
 
-// dispatch sends it to the best broker that is alive and has room. It
-// returns false, keeping it, if there is none; on any other outcome the
-// request is finished with (sent, or its call failed or gone).
+// dispatch sends it to the best broker that is alive and has room, or adds
+// it to that broker's batch. It returns false, keeping it, if there is
+// none; on any other outcome the request is finished with (sent or
+// batched, or its call failed or gone).
 func (c *Client) dispatch(it sendItem) bool {
-	om := it.om
 	for {
 		cn := c.pick(it.avoid)
 		if cn == nil {
 			return false
 		}
-		// Record where the request goes before it can be answered.
-		c.mu.Lock()
-		var cl *call
-		keep := false // a Retry call's request is kept for a re-send
-		if om.raw {
-			if c.raw.phase != rawIdle {
-				c.raw.cn = cn
-			}
-		} else {
-			cl = c.pending[om.id]
-			if cl == nil { // its caller gave up
-				c.mu.Unlock()
-				om.release()
-				return true
-			}
-			cl.cn = cn
-			cn.inflight.Add(1)
-			keep = cl.retry
-		}
-		c.mu.Unlock()
-
-		err := cn.sock.Send(om.frames, false)
-		if err == nil {
-			cn.sent(c.now)
-			if keep {
-				c.mu.Lock()
-				if c.pending[om.id] == cl && cl.om == nil {
-					cl.om, om = om, nil // kept for a re-send
-				}
-				c.mu.Unlock()
-			}
-			if om != nil {
-				om.release()
-			}
+		q, gone := c.assign(it, cn)
+		if gone {
 			return true
 		}
-		c.mu.Lock()
-		if cl != nil && c.pending[om.id] == cl && cl.cn == cn {
-			cl.cn = nil
-			cn.inflight.Add(-1)
+		if cn.batches {
+			if cn.batch.Len() > 0 && !cn.batch.Add(it.om.frames) {
+				c.sendBatch(cn) // full: send it, then start the next
+				if cn.full {
+					c.sent(q, zsock.ErrAgain) // unassign it: try another broker
+					continue
+				}
+			}
+			if cn.batch.Len() == 0 {
+				cn.batch.Add(it.om.frames)
+				c.batching = append(c.batching, cn)
+			}
+			cn.queued = append(cn.queued, q)
+			return true
 		}
-		if om.raw && c.raw.cn == cn {
-			c.raw.cn = nil
+		if c.sent(q, cn.sock.Send(it.om.frames, false)) {
+			return true
 		}
-		c.mu.Unlock()
-		if errors.Is(err, zsock.ErrAgain) {
-			// No room, or (ZMQ_IMMEDIATE) no connection: try another.
-			cn.full = true
-			continue
+	}
+}
+
+// queuedSend is a request assigned to a broker, waiting for its send's
+// outcome.
+type queuedSend struct {
+	it   sendItem
+	cn   *conn
+	cl   *call // nil for a Raw call
+	keep bool  // a Retry call: the request is kept for a re-send
+}
+
+// assign records that it goes to cn, before it can be answered. gone
+// reports a call whose caller has given up (it is released).
+func (c *Client) assign(it sendItem, cn *conn) (q queuedSend, gone bool) {
+	om := it.om
+	q = queuedSend{it: it, cn: cn}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if om.raw {
+		if c.raw.phase != rawIdle {
+			c.raw.cn = cn
 		}
-		c.opts.logger.Warn("client: send failed", "broker", cn.endpoint, "err", err)
-		c.failSend(om, domo.Errorf(domo.CodeUnavailable, "send to %s: %v", cn.endpoint, err))
+		return q, false
+	}
+	q.cl = c.pending[om.id]
+	if q.cl == nil { // its caller gave up
 		om.release()
+		return q, true
+	}
+	q.cl.cn = cn
+	cn.inflight.Add(1)
+	q.keep = q.cl.retry
+	return q, false
+}
+
+// sent settles q after its send returned err. It reports false when the
+// broker had no room (or no connection): the request is unassigned, the
+// broker marked full, and the caller must send it elsewhere.
+func (c *Client) sent(q queuedSend, err error) bool {
+	om, cn, cl := q.it.om, q.cn, q.cl
+	if err == nil {
+		cn.sent(c.now)
+		if q.keep {
+			c.mu.Lock()
+			if c.pending[om.id] == cl && cl.om == nil {
+				cl.om, om = om, nil // kept for a re-send
+			}
+			c.mu.Unlock()
+		}
+		if om != nil {
+			om.release()
+		}
 		return true
 	}
+	c.mu.Lock()
+	if cl != nil && c.pending[om.id] == cl && cl.cn == cn {
+		cl.cn = nil
+		cn.inflight.Add(-1)
+	}
+	if om.raw && c.raw.cn == cn {
+		c.raw.cn = nil
+	}
+	c.mu.Unlock()
+	if errors.Is(err, zsock.ErrAgain) {
+		// No room, or (ZMQ_IMMEDIATE) no connection: try another.
+		cn.full = true
+		return false
+	}
+	c.opts.logger.Warn("client: send failed", "broker", cn.endpoint, "err", err)
+	c.failSend(om, domo.Errorf(domo.CodeUnavailable, "send to %s: %v", cn.endpoint, err))
+	om.release()
+	return true
+}
+
+// sendBatches sends every batch built during this flush.
+func (c *Client) sendBatches() {
+	for _, cn := range c.batching {
+		c.sendBatch(cn)
+	}
+	clear(c.batching)
+	c.batching = c.batching[:0]
+}
+
+// sendBatch sends cn's batch (a lone request as itself) and settles its
+// requests; those it could not send go to c.redo.
+func (c *Client) sendBatch(cn *conn) {
+	if cn.batch.Len() == 0 {
+		return
+	}
+	n := cn.batch.Len()
+	err := cn.sock.Send(cn.batch.Take(), false)
+	if err == nil && n > 1 {
+		c.stats.batchesOut.Add(1)
+	}
+	for _, q := range cn.queued {
+		if !c.sent(q, err) {
+			c.redo = append(c.redo, q.it)
+		}
+	}
+	clear(cn.queued)
+	cn.queued = cn.queued[:0]
 }
 
 // drain receives until cn's socket is empty and handles each message. Any
@@ -448,9 +544,31 @@ func (c *Client) drain(cn *conn, rbuf [][]byte) [][]byte {
 			return rbuf
 		}
 		heard = true
-		c.handle(cn, rbuf)
+		if mdp.IsBatch(rbuf) {
+			c.handleBatch(cn, rbuf[1:])
+		} else {
+			c.handle(cn, rbuf)
+		}
 		clear(rbuf) // drop references to the frames, now owned by callers
 	}
+}
+
+// handleBatch handles each message of a batch as if it had come alone.
+func (c *Client) handleBatch(cn *conn, packed [][]byte) {
+	for _, p := range packed {
+		sub, err := mdp.Unpack(c.sub[:0], p, c.opts.limits.MaxFrames)
+		c.sub = sub
+		if err == nil && mdp.IsBatch(sub) {
+			err = fmt.Errorf("%w: a batch inside a batch", mdp.ErrMalformed)
+		}
+		if err != nil {
+			c.malformed("batch", err)
+			continue
+		}
+		c.stats.batchedIn.Add(1)
+		c.handle(cn, sub)
+	}
+	clear(c.sub)
 }
 
 func (c *Client) malformed(what string, err error) {
@@ -491,6 +609,7 @@ func (c *Client) handle(cn *conn, frames [][]byte) {
 	}
 	if cn.probes > 0 && msg.Version == 1 && string(msg.Service) == mdp.MMIService && !mdp.IsEnvelope(msg.Body) {
 		cn.probes-- // the answer to a probe: it has done its work
+		cn.batches = len(msg.Body) == 1 && string(msg.Body[0]) == mdp.MMIFound
 		return
 	}
 	rep, err := mdp.ParseReply(msg.Body)

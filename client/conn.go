@@ -30,17 +30,23 @@ type conn struct {
 	// zero while it expects none. Silence only counts while waiting: an
 	// idle client cannot tell a quiet broker from a dead one, and need not.
 	waiting time.Time
+	// batches: the broker takes batches (it answered the probe's question
+	// about "mmi.batch" with 200); requests sent in one flush then leave
+	// as one batch.
+	batches bool
+	batch   mdp.Batch
+	queued  []queuedSend // the requests in batch
 
 	alive    atomic.Bool  // heard from within the liveness period: it gets calls
 	inflight atomic.Int32 // calls and streams sent here and not answered; changed under Client.mu
 }
 
 // probeFrames is the liveness probe: a plain MDP/0.1 MMI request asking
-// whether service "mmi.service" has workers. Any RFC 8 broker answers it
-// ("404", or "501" from a broker without MMI), and it costs the broker a
-// map lookup.
+// whether service "mmi.batch" exists. Any RFC 8 broker answers it ("404",
+// or "501" from a broker without MMI), a domo broker that takes batches
+// "200"; it costs the broker a map lookup.
 var probeFrames = func() [][]byte {
-	m := mdp.Message{Role: mdp.Client, Version: 1, Command: mdp.Request, Service: []byte(mdp.MMIService), Body: [][]byte{[]byte(mdp.MMIService)}}
+	m := mdp.Message{Role: mdp.Client, Version: 1, Command: mdp.Request, Service: []byte(mdp.MMIService), Body: [][]byte{[]byte(mdp.MMIBatch)}}
 	f, err := m.Append(nil)
 	if err != nil {
 		panic(err) // a constant message
@@ -246,6 +252,7 @@ func (c *Client) markDead(cn *conn, now time.Time) {
 	cn.alive.Store(false)
 	cn.probes = 0 // answers to probes sent so far no longer count
 	cn.waiting = time.Time{}
+	cn.batches = false // it may come back as another broker; its next answer says
 	silent := now.Sub(cn.lastRecv).Round(time.Millisecond)
 	c.opts.logger.Warn("client: broker dead", "broker", cn.endpoint, "silent", silent, "in_flight", cn.inflight.Load())
 	c.evacuate(cn, domo.Errorf(domo.CodeUnavailable, "broker %s is not answering (silent for %v)", cn.endpoint, silent))

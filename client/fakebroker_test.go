@@ -125,7 +125,7 @@ func (b *fakeBroker) loop(t testing.TB, router *zsock.Socket) {
 			if b.mute.Load() {
 				continue
 			}
-			if r.envErr != nil && string(r.msg.Service) == mdp.MMIService && len(r.msg.Body) == 1 && string(r.msg.Body[0]) == mdp.MMIService {
+			if r.envErr != nil && string(r.msg.Service) == mdp.MMIService && len(r.msg.Body) == 1 && string(r.msg.Body[0]) == mdp.MMIBatch {
 				// A client's liveness probe: answer as an RFC 8 broker.
 				b.probes.Add(1)
 				ans := encodeTo(r.identity, mdp.Message{Role: mdp.Client, Version: 1, Command: mdp.Request, Service: r.msg.Service, Body: [][]byte{[]byte(mdp.MMINotFound)}})

@@ -13,8 +13,15 @@ const BatchHeader = "DOMOB1"
 
 // HeaderBatch is the READY extension header by which a domo worker says it
 // takes batches ("1"). A broker sends batches only to such workers, and a
-// worker sends batches only to a broker that has sent it one.
+// worker sends batches only to a broker that has sent it one. Clients learn
+// it through MMIBatch; a broker answers in batches only requests that came
+// in one.
 const HeaderBatch = "batch"
+
+// MMIBatch is the name a domo client asks mmi.service about to learn
+// whether a broker takes batches: a domo broker answers "200", any other
+// broker "404" (no such service) or "501" (no MMI).
+const MMIBatch = "mmi.batch"
 
 // IsBatch reports whether frames (without a routing identity) are a batch.
 func IsBatch(frames [][]byte) bool {

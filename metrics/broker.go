@@ -100,6 +100,9 @@ var brokerCounters = []struct {
 	{"send_dropped", "Sends dropped because a peer's queue was full.", func(c *broker.Counters) uint64 { return c.SendDropped }},
 	{"offloaded", "Requests forwarded to a peer broker.", func(c *broker.Counters) uint64 { return c.Offloaded }},
 	{"events_dropped", "Request events not sent to the journal, metrics and tracing because the events channel was full.", func(c *broker.Counters) uint64 { return c.EventsDropped }},
+	{"batched_in", "Messages received inside batches (from domo clients and workers).", func(c *broker.Counters) uint64 { return c.BatchedIn }},
+	{"batched_out", "Messages sent inside batches.", func(c *broker.Counters) uint64 { return c.BatchedOut }},
+	{"batches_out", "Batches sent.", func(c *broker.Counters) uint64 { return c.BatchesOut }},
 }
 
 // Describe implements prometheus.Collector.
