@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -290,10 +291,18 @@ func (c *Client) loop() {
 			return
 		default:
 		}
+		received := false
 		for i, cn := range c.polled {
 			if ready[i+1] {
 				rbuf = c.drain(cn, rbuf)
+				received = true
 			}
+		}
+		if received {
+			// Let the callers just answered run first: many call again at
+			// once, and their requests then leave in this turn's batch
+			// rather than each waking the loop for one of its own.
+			runtime.Gosched()
 		}
 		c.applyBrokers()
 		now := time.Now()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,8 +293,16 @@ func (c *conn) serve(ctx context.Context) step {
 		}
 		c.takeOut()
 		if ready[0] {
+			handed := c.inflight
 			if c.receive() == stepReconnect {
 				return stepReconnect
+			}
+			if c.inflight > handed {
+				// Let the handlers just given work run first: quick ones
+				// answer at once, and their replies then leave in one
+				// batch rather than each waking the loop for its own.
+				runtime.Gosched()
+				c.takeOut()
 			}
 		}
 	}
