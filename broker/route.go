@@ -40,14 +40,8 @@ func (b *Broker) handle(frames [][]byte) {
 // keep.
 func (b *Broker) handleBatch(identity []byte, packed [][]byte) {
 	for _, p := range packed {
-		sub, err := mdp.Unpack(append(b.sub[:0], identity), p, b.cfg.Limits.MaxFrames-1)
+		sub, err := b.cfg.Limits.UnpackMessage(append(b.sub[:0], identity), p)
 		b.sub = sub
-		if err == nil && mdp.IsBatch(sub[1:]) {
-			err = fmt.Errorf("%w: a batch inside a batch", mdp.ErrMalformed)
-		}
-		if err == nil {
-			err = b.cfg.Limits.Check(sub)
-		}
 		if err != nil {
 			b.refuse(&b.counters.Malformed, "malformed batch", identity, err)
 			if w := b.workers[string(identity)]; w != nil {

@@ -565,11 +565,8 @@ func (c *Client) drain(cn *conn, rbuf [][]byte) [][]byte {
 // handleBatch handles each message of a batch as if it had come alone.
 func (c *Client) handleBatch(cn *conn, packed [][]byte) {
 	for _, p := range packed {
-		sub, err := mdp.Unpack(c.sub[:0], p, c.opts.limits.MaxFrames)
+		sub, err := c.opts.limits.UnpackMessage(c.sub[:0], p)
 		c.sub = sub
-		if err == nil && mdp.IsBatch(sub) {
-			err = fmt.Errorf("%w: a batch inside a batch", mdp.ErrMalformed)
-		}
 		if err != nil {
 			c.malformed("batch", err)
 			continue

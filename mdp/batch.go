@@ -145,3 +145,25 @@ func (b *Batch) Take() [][]byte {
 	}
 	return b.out
 }
+
+// UnpackMessage unpacks one packed message of a batch, appending its frames
+// to dst, and checks it: it must not be a batch itself, and it must be
+// within l, counting the frames dst held before (a routing identity).
+func (l Limits) UnpackMessage(dst [][]byte, p []byte) ([][]byte, error) {
+	n := len(dst)
+	maxFrames := 0
+	if l.MaxFrames > 0 {
+		maxFrames = max(l.MaxFrames-n, 0)
+		if maxFrames == 0 {
+			return dst, fmt.Errorf("%w: no room for a message in %d frames", ErrTooManyFrames, l.MaxFrames)
+		}
+	}
+	dst, err := Unpack(dst, p, maxFrames)
+	if err != nil {
+		return dst, err
+	}
+	if IsBatch(dst[n:]) {
+		return dst, fmt.Errorf("%w: a batch inside a batch", ErrMalformed)
+	}
+	return dst, l.Check(dst)
+}

@@ -167,3 +167,30 @@ func TestBatchBounds(t *testing.T) {
 		t.Fatalf("Add past BatchMaxBytes accepted")
 	}
 }
+
+func TestUnpackMessage(t *testing.T) {
+	l := mdp.Limits{MaxFrames: 4, MaxFrameSize: 10, MaxMessageSize: 20}
+	id := []byte("peer")
+	ok := mdp.AppendPacked(nil, fr("", "MDPW01", "\x04"))
+	got, err := l.UnpackMessage([][]byte{id}, ok)
+	if err != nil || len(got) != 4 || string(got[0]) != "peer" {
+		t.Fatalf("UnpackMessage(identity, heartbeat) = %q, %v", got, err)
+	}
+	for _, tt := range []struct {
+		name string
+		dst  [][]byte
+		p    []byte
+		want error
+	}{
+		{"nested batch", nil, mdp.AppendPacked(nil, fr(mdp.BatchHeader, "x")), mdp.ErrMalformed},
+		{"frames with the identity over the limit", [][]byte{id}, mdp.AppendPacked(nil, fr("", "MDPW01", "\x02", "r")), mdp.ErrTooManyFrames},
+		{"frame over the limit", nil, mdp.AppendPacked(nil, fr("", "MDPW01-too-long")), mdp.ErrFrameTooLarge},
+		{"truncated", nil, []byte{9, 'x'}, mdp.ErrMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := l.UnpackMessage(tt.dst, tt.p); !errors.Is(err, tt.want) {
+				t.Errorf("UnpackMessage = %v; want %v", err, tt.want)
+			}
+		})
+	}
+}

@@ -437,14 +437,8 @@ func (c *conn) receive() step {
 // receiveBatch handles each message of a batch as if it had come alone.
 func (c *conn) receiveBatch(packed [][]byte) step {
 	for _, p := range packed {
-		sub, err := mdp.Unpack(c.sub[:0], p, c.w.opts.limits.MaxFrames)
+		sub, err := c.w.opts.limits.UnpackMessage(c.sub[:0], p)
 		c.sub = sub
-		if err == nil && mdp.IsBatch(sub) {
-			err = fmt.Errorf("%w: a batch inside a batch", mdp.ErrMalformed)
-		}
-		if err == nil {
-			err = c.w.opts.limits.Check(sub)
-		}
 		if err != nil {
 			c.malformed(err, len(sub))
 			continue
