@@ -656,7 +656,7 @@ func TestIdleClientFindsHungBroker(t *testing.T) {
 	waitAlive(t, c, good.endpoint, true)
 	hung.freeze()
 	// Past a ZMTP heartbeat and its timeout, the connection is closed.
-	time.Sleep(2*max(testHeartbeat*testLiveness, time.Second) + 500*time.Millisecond)
+	time.Sleep(2*max(10*testHeartbeat, time.Second) + 500*time.Millisecond)
 	start := time.Now()
 	for i := range 10 {
 		if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
