@@ -86,7 +86,7 @@ docs/benchmarks.md ("Idle connections") has figures.`,
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "quiet time before each measurement")
 	f.DurationVar(&cfg.Window, "window", 10*time.Second, "length of each CPU measurement")
 	f.DurationVar(&beat, "heartbeat", 2500*time.Millisecond, "heartbeat interval of the broker and the idle workers")
-	f.DurationVar(&cbeat, "client-heartbeat", 0, "heartbeat of the idle clients (0: the client's default, 1s); idle, a client pings the broker over ZMTP every 10 heartbeats and probes it with an MMI request every 30 s or 10 heartbeats")
+	f.DurationVar(&cbeat, "client-heartbeat", 0, "heartbeat of the idle clients (0: the client's default, 1s); idle, a client pings the broker over ZMTP every 30 heartbeats and probes it with an MMI request every 60")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound on starting the broker and connecting everything")
 	f.BoolVar(&hold, "hold", false, "internal: be a holder process for --broker")
 	f.StringVar(&broker, "broker", "", "internal: the broker a holder connects to")
