@@ -15,7 +15,7 @@ func TestTinyCells(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts brokers and servers; skipped with -short")
 	}
-	systems := []string{"domo", "relay", "zmq"}
+	systems := []string{"domo", "mdp", "relay", "zmq"}
 	if _, err := exec.LookPath("nats-server"); err == nil {
 		systems = append(systems, "nats")
 	} else if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {

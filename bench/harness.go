@@ -109,6 +109,7 @@ var systemNames = map[string]string{
 	"nats":  "NATS",
 	"relay": "Go TCP relay",
 	"zmq":   "libzmq echo",
+	"mdp":   "plain MDP via domo",
 }
 
 func (h *harness) run() error {
@@ -118,7 +119,7 @@ func (h *harness) run() error {
 	systems := strings.Split(h.systems, ",")
 	for _, s := range systems {
 		if _, ok := systemNames[s]; !ok {
-			return fmt.Errorf("unknown system %q (domo, nats, relay, zmq)", s)
+			return fmt.Errorf("unknown system %q (domo, nats, relay, zmq, mdp)", s)
 		}
 	}
 	if h.rows != "" {
@@ -145,7 +146,7 @@ func (h *harness) run() error {
 		h.stopAll()
 	}()
 	defer h.stopAll()
-	if slices.Contains(systems, "domo") {
+	if slices.Contains(systems, "domo") || slices.Contains(systems, "mdp") {
 		if err := h.buildDomo(); err != nil {
 			return err
 		}
@@ -321,7 +322,7 @@ func (h *harness) cell(s string, r row) (loadResult, error) {
 	var addr string
 	brokerPID := 0
 	switch s {
-	case "domo":
+	case "domo", "mdp":
 		port, err := freePort()
 		if err != nil {
 			return loadResult{}, err
@@ -335,7 +336,11 @@ func (h *harness) cell(s string, r row) (loadResult, error) {
 		if err := waitPort(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
 			return loadResult{}, err
 		}
-		w, err := self("domo-server", "-addr", addr, "-concurrency", strconv.Itoa(h.concurrency))
+		role := "domo-server"
+		if s == "mdp" {
+			role = "mdp-workers"
+		}
+		w, err := self(role, "-addr", addr, "-concurrency", strconv.Itoa(h.concurrency))
 		if err != nil {
 			return loadResult{}, err
 		}

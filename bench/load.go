@@ -90,6 +90,8 @@ func runLoad(cfg loadConfig) (loadResult, error) {
 		run, err = relayLoad(cfg, payload)
 	case "zmq":
 		run, err = zmqLoad(cfg, payload)
+	case "mdp":
+		run, err = mdpLoad(cfg, payload)
 	default:
 		err = fmt.Errorf("unknown system %q", cfg.System)
 	}
@@ -333,6 +335,20 @@ func relayLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, erro
 }
 
 func zmqLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, error) {
+	return dealerLoad(cfg, payload, nil)
+}
+
+// mdpLoad drives plain MDP/0.1 clients: a DEALER sending
+// ["", MDPC01, service, body] and receiving the same shape back (MDP/0.1
+// does not correlate replies; the echoed body carries the slot).
+func mdpLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, error) {
+	return dealerLoad(cfg, payload, []any{"", "MDPC01", mdpService})
+}
+
+// dealerLoad drives M DEALER sockets with a window of in-flight messages
+// each: one frame (a slot number and the payload), after the frames of
+// prefix if any; a reply's last frame is the echoed one.
+func dealerLoad(cfg loadConfig, payload []byte, prefix []any) (func(window, *tally) error, error) {
 	socks := make([]*zmq.Socket, cfg.Clients)
 	for i := range socks {
 		s, err := zmq.NewSocket(zmq.DEALER)
@@ -352,10 +368,16 @@ func zmqLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, error)
 		msg := make([]byte, 8+len(payload))
 		copy(msg[8:], payload)
 		sent := make([]time.Time, cfg.InFlight)
+		parts := append(append([]any(nil), prefix...), msg)
 		send := func(slot int) error {
 			binary.BigEndian.PutUint64(msg, uint64(slot))
 			sent[slot] = time.Now()
-			_, err := s.SendBytes(msg, 0)
+			var err error
+			if prefix == nil {
+				_, err = s.SendBytes(msg, 0)
+			} else {
+				_, err = s.SendMessage(parts...)
+			}
 			return err
 		}
 		for slot := range sent {
@@ -366,7 +388,16 @@ func zmqLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, error)
 		lats := make([]time.Duration, 0, 1<<14)
 		outstanding := cfg.InFlight
 		for outstanding > 0 {
-			b, err := s.RecvBytes(0)
+			var b []byte
+			var err error
+			if prefix == nil {
+				b, err = s.RecvBytes(0)
+			} else {
+				var frames [][]byte
+				if frames, err = s.RecvMessageBytes(0); err == nil {
+					b = frames[len(frames)-1]
+				}
+			}
 			if err != nil {
 				if time.Now().After(w.end.Add(time.Second)) {
 					t.add(lats, int64(outstanding), fmt.Errorf("zmq: %d replies missing", outstanding))

@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	role := flag.String("role", "", "internal: the process role (load, domo-server, nats-server, relay, tcp-echo, zmq-echo)")
+	role := flag.String("role", "", "internal: the process role (load, domo-server, nats-server, relay, tcp-echo, zmq-echo, mdp-workers)")
 	addr := flag.String("addr", "", "internal: the address a role connects to")
 	k := flag.Int("k", 2, "echo workers / responders per system")
 	concurrency := flag.Int("concurrency", 32, "requests each domo worker handles at once")
@@ -35,7 +35,7 @@ func main() {
 	flag.StringVar(&h.domoBin, "domo", "", "a prebuilt domo binary (default: build ./cmd/domo from -repo)")
 	flag.StringVar(&h.repo, "repo", "..", "the domo checkout to build the broker from")
 	flag.StringVar(&h.rows, "rows", "", "the grid's rows instead of the default: MODE/BYTES/CLIENTS,... (e.g. sync/64/1,pipelined/4096/64)")
-	flag.StringVar(&h.systems, "systems", "domo,nats,relay,zmq", "systems to run, comma-separated")
+	flag.StringVar(&h.systems, "systems", "domo,nats,relay,zmq", "systems to run, comma-separated (also: mdp, plain MDP/0.1 clients and workers through the domo broker)")
 	flag.Parse()
 	lc.Addr = *addr
 	h.k, h.concurrency = *k, *concurrency
@@ -60,6 +60,8 @@ func main() {
 		err = serveTCPEcho(*addr, *k)
 	case "zmq-echo":
 		err = serveZMQEcho()
+	case "mdp-workers":
+		err = serveMDPWorkers(*addr, *k)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
