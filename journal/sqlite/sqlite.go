@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	"github.com/domo-framework/domo/journal"
 	"github.com/domo-framework/domo/journal/internal/sqlstore"
@@ -117,6 +118,7 @@ func write(ctx context.Context, conn *sql.Conn, _ *sql.Tx, recs []journal.Record
 		n := len(sqlstore.Columns)
 		vals := make([]any, 0, n)
 		args := make([]driver.NamedValue, n)
+		fast := w.prepareRaw()
 		for i := range recs {
 			if i%checkEvery == 0 {
 				if err := ctx.Err(); err != nil {
@@ -124,6 +126,16 @@ func write(ctx context.Context, conn *sql.Conn, _ *sql.Tx, recs []journal.Record
 				}
 			}
 			r := &recs[i]
+			if fast {
+				changed, err := w.writeRaw(r)
+				if err != nil {
+					return err
+				}
+				if changed == 1 && r.Status.Done() {
+					finals = append(finals, r)
+				}
+				continue
+			}
 			vals = sqlstore.AppendValues(vals[:0], r)
 			for j, v := range vals {
 				args[j] = driver.NamedValue{Ordinal: j + 1, Value: v}
@@ -163,7 +175,9 @@ func write(ctx context.Context, conn *sql.Conn, _ *sql.Tx, recs []journal.Record
 type rawWriter struct {
 	c     driver.ConnPrepareContext
 	ctx   context.Context
-	stmts [3]driver.Stmt // insert, updateInProgress, update
+	stmts [3]driver.Stmt    // insert, updateInProgress, update
+	raw   [3]unsafe.Pointer // their sqlite3_stmt, when rowexec can use it
+	args  rowArgs
 }
 
 func (w *rawWriter) exec(k int, args []driver.NamedValue) (int64, error) {
@@ -173,6 +187,13 @@ func (w *rawWriter) exec(k int, args []driver.NamedValue) (int64, error) {
 			return 0, err
 		}
 		w.stmts[k] = st
+		w.raw[k] = rawStmt(st)
+	}
+	if w.raw[k] != nil {
+		if err := w.args.setArgs(args); err != nil {
+			return 0, err
+		}
+		return w.args.execRow(w.raw[k])
 	}
 	ex, ok := w.stmts[k].(driver.StmtExecContext)
 	if !ok {
@@ -183,6 +204,43 @@ func (w *rawWriter) exec(k int, args []driver.NamedValue) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// prepareRaw prepares the three statements and reports whether rows can
+// be written through their sqlite3_stmt handles (rowexec.go).
+func (w *rawWriter) prepareRaw() bool {
+	for k, q := range [...]string{insert, updateInProgress, update} {
+		if w.stmts[k] == nil {
+			st, err := w.c.PrepareContext(w.ctx, q)
+			if err != nil {
+				return false // exec prepares again and reports the error
+			}
+			w.stmts[k], w.raw[k] = st, rawStmt(st)
+		}
+		if w.raw[k] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// writeRaw writes r: an insert, or if its row exists an update, first only
+// of a row not yet final. It returns the rows changed by the last
+// statement it ran: 1 when r's row was new or not yet final.
+func (w *rawWriter) writeRaw(r *journal.Record) (int64, error) {
+	a := &w.args
+	a.reset()
+	sqlstore.EachValue(r, a)
+	changed, err := a.execRow(w.raw[0])
+	if err != nil || changed > 0 {
+		return changed, err
+	}
+	a.rotate(2) // the updates take run and seq last
+	if changed, err = a.execRow(w.raw[1]); err != nil || changed > 0 {
+		return changed, err
+	}
+	_, err = a.execRow(w.raw[2]) // final already: counted
+	return 0, err
 }
 
 func (w *rawWriter) close() {

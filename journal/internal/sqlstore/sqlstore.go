@@ -98,14 +98,42 @@ func Values(r *journal.Record) []any {
 
 // AppendValues appends r's column values in Columns order to dst.
 func AppendValues(dst []any, r *journal.Record) []any {
-	return append(dst,
-		r.ID.Run, r.ID.Seq, r.Broker, r.RequestID, r.Service, r.Method, r.Client, r.Worker,
-		int64(r.Status), r.Code, r.Message, int64(r.Attempts), int64(r.RequestBytes), int64(r.ReplyBytes),
-		Micros(r.Received), Micros(r.Dispatched), Micros(r.LastDispatched), Micros(r.Ended),
-		r.QueueWait().Microseconds(), r.Handling().Microseconds(), r.Total().Microseconds(),
-		r.RequestBody, r.ReplyBody,
-	)
+	s := anySink(dst)
+	EachValue(r, &s)
+	return s
 }
+
+// A ValueSink takes a record's column values one by one, unboxed.
+type ValueSink interface {
+	Int(int64)
+	Text(string)
+	Blob([]byte) // nil: NULL
+}
+
+// EachValue gives r's column values to s in Columns order.
+func EachValue(r *journal.Record, s ValueSink) {
+	s.Int(r.ID.Run)
+	s.Int(r.ID.Seq)
+	for _, v := range [...]string{r.Broker, r.RequestID, r.Service, r.Method, r.Client, r.Worker} {
+		s.Text(v)
+	}
+	s.Int(int64(r.Status))
+	s.Text(r.Code)
+	s.Text(r.Message)
+	for _, v := range [...]int64{int64(r.Attempts), int64(r.RequestBytes), int64(r.ReplyBytes),
+		Micros(r.Received), Micros(r.Dispatched), Micros(r.LastDispatched), Micros(r.Ended),
+		r.QueueWait().Microseconds(), r.Handling().Microseconds(), r.Total().Microseconds()} {
+		s.Int(v)
+	}
+	s.Blob(r.RequestBody)
+	s.Blob(r.ReplyBody)
+}
+
+type anySink []any
+
+func (a *anySink) Int(v int64)   { *a = append(*a, v) }
+func (a *anySink) Text(v string) { *a = append(*a, v) }
+func (a *anySink) Blob(v []byte) { *a = append(*a, v) }
 
 // UpsertSet is the "SET col = excluded.col, ..." of an upsert on (run, seq).
 func UpsertSet() string {

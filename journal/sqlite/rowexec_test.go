@@ -1,0 +1,81 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"path/filepath"
+	"testing"
+)
+
+// TestRowExecIsUsed fails if the driver's statement layout changed so that
+// rows go through the driver one bound value per cgo call again.
+func TestRowExecIsUsed(t *testing.T) {
+	if !stmtHandleOK {
+		t.Fatal("mattn/go-sqlite3's SQLiteStmt has no sqlite3_stmt field named s")
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (a INTEGER, b TEXT, c BLOB, d BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		st, err := dc.(driver.ConnPrepareContext).PrepareContext(ctx, `INSERT INTO t VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		raw := rawStmt(st)
+		if raw == nil {
+			t.Fatal("rawStmt = nil")
+		}
+		var a rowArgs
+		for i := range 3 {
+			if err := a.setArgs([]driver.NamedValue{{Ordinal: 1, Value: int64(i)}, {Ordinal: 2, Value: "tea"},
+				{Ordinal: 3, Value: []byte{1, 2}}, {Ordinal: 4, Value: nil}}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := a.execRow(raw); err != nil || n != 1 {
+				t.Fatalf("execRow = %d, %v", n, err)
+			}
+		}
+		if err := a.setArgs([]driver.NamedValue{{Ordinal: 1, Value: 1.5}}); err == nil {
+			t.Error("setArgs of a float64: no error")
+		}
+		// An empty text is bound as '', not NULL.
+		a.reset()
+		a.Int(9)
+		a.Text("")
+		a.Blob(nil)
+		a.Blob(nil)
+		if n, err := a.execRow(raw); err != nil || n != 1 {
+			t.Fatalf("execRow with an empty text = %d, %v", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int64
+	var b string
+	var c []byte
+	if err := db.QueryRowContext(ctx, `SELECT count(*), sum(a), max(b), max(c) FROM t WHERE d IS NULL AND a < 9`).Scan(&n, &sum, &b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || sum != 3 || b != "tea" || string(c) != "\x01\x02" {
+		t.Errorf("rows: count %d sum %d b %q c %x; want 3 3 tea 0102", n, sum, b, c)
+	}
+	var empty int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t WHERE a = 9 AND b = '' AND c IS NULL`).Scan(&empty); err != nil || empty != 1 {
+		t.Errorf("rows with an empty text: %d, %v; want 1", empty, err)
+	}
+}
