@@ -82,6 +82,10 @@ type brokerRun struct {
 	// ready, if set, is called once the broker is bound, with the base URL
 	// of the HTTP side ("" without one).
 	ready func(b *broker.Broker, httpURL string)
+	// stopping, if set, is called when the signal comes, before the broker
+	// drains: the demo stops its own workers there, so that the broker does
+	// not have to send them DISCONNECT.
+	stopping func()
 }
 
 // runBroker runs a broker process until ctx ends (a signal), then drains.
@@ -112,7 +116,7 @@ func runBroker(ctx context.Context, r brokerRun) error {
 		if r.ready != nil {
 			r.ready(b, "")
 		}
-		return waitUntilSignal(ctx, b, done, r.drain)
+		return waitUntilSignal(ctx, b, done, r.drain, r.stopping)
 	}
 	// abort stops the started broker when the HTTP side cannot start.
 	abort := func(err error) error {
@@ -168,7 +172,7 @@ func runBroker(ctx context.Context, r brokerRun) error {
 		}
 		hdone <- err
 	}()
-	err = waitUntilSignal(bctx, b, done, r.drain)
+	err = waitUntilSignal(bctx, b, done, r.drain, r.stopping)
 	dash.Close() // ends its event streams, which would hold up the HTTP drain
 	stopHTTP()
 	if herr := <-hdone; err == nil {
@@ -185,14 +189,18 @@ func launchBroker(b *broker.Broker) <-chan error {
 }
 
 // waitUntilSignal waits until the started broker b stops (done) or ctx
-// ends, and then shuts it down gracefully within drain.
-func waitUntilSignal(ctx context.Context, b *broker.Broker, done <-chan error, drain time.Duration) error {
+// ends, and then calls stopping (if not nil) and shuts b down gracefully
+// within drain.
+func waitUntilSignal(ctx context.Context, b *broker.Broker, done <-chan error, drain time.Duration, stopping func()) error {
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 	}
 	slog.Info("shutting down", "drain", drain)
+	if stopping != nil {
+		stopping()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := b.Shutdown(sctx); err != nil {

@@ -67,6 +67,9 @@ journal in SQLite (in a temporary directory unless --journal says otherwise).`,
 			err := runBroker(cmd.Context(), brokerRun{
 				cfg: cfg, drain: 5 * time.Second, observe: observe, httpAddr: httpAddr,
 				gateway: demoGatewayConfig(), ready: ready,
+				// The workers leave first (finishing what they hold and
+				// saying DISCONNECT), then the broker drains.
+				stopping: func() { stopWorkers(); wg.Wait() },
 			})
 			stopWorkers()
 			return err
