@@ -79,3 +79,43 @@ func TestRowExecIsUsed(t *testing.T) {
 		t.Errorf("rows with an empty text: %d, %v; want 1", empty, err)
 	}
 }
+
+// TestNewJournalPageSize: a journal file Open creates has 16 KiB pages and
+// is in WAL mode; one that exists keeps its page size.
+func TestNewJournalPageSize(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var size int
+	var mode string
+	if err := s.DB.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if size != 16384 || mode != "wal" {
+		t.Errorf("page_size %d, journal_mode %s; want 16384, wal", size, mode)
+	}
+	old := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE x (a)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s2, err := Open(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := s2.DB.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil || size != 4096 {
+		t.Errorf("existing file's page_size = %d, %v; want 4096 kept", size, err)
+	}
+}
