@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -191,6 +192,10 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 				return nil
 			}
 			r.fold(e)
+			// Events come in bursts (a broker hands over a loop turn's at
+			// once): let the rest of the burst arrive rather than take
+			// the channel's lock against its sender event by event.
+			runtime.Gosched()
 			// Fold whatever else is already queued before considering a
 			// hand-off: cheaper than one select per event.
 			for n := 0; n < 256; n++ {
