@@ -54,7 +54,6 @@ type Broker struct {
 	clientOrder   []*clientBatch // the clientBatches of this turn, in order
 	freeBatches   []*clientBatch
 	scratch       [][]byte // reused: one message of a batch
-	events        []Event  // emitted in this turn of the loop, for flushEvents
 	badLog        logLimiter
 }
 
@@ -174,7 +173,6 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 		}
 		b.flushBatches()
-		b.flushEvents()
 		if b.draining && len(b.inFlight) == 0 && b.forwardedCount() == 0 {
 			b.disconnectAll()
 			b.stopped = true
@@ -311,7 +309,6 @@ func (b *Broker) stopIfIdle() bool {
 
 // finish ends Run: sockets closed, the broker marked stopped.
 func (b *Broker) finish() {
-	b.flushEvents() // the last turn's, if Run stopped before its end
 	b.lifeMu.Lock()
 	b.life = stopped
 	b.closeSockets()

@@ -87,30 +87,11 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 	if fill != nil {
 		fill(&e)
 	}
-	b.events = append(b.events, e)
-	if len(b.events) == cap(b.events) && len(b.events) >= maxHeldEvents {
-		b.flushEvents()
+	select {
+	case b.cfg.Events <- e:
+	default:
+		b.counters.EventsDropped++
 	}
-}
-
-// maxHeldEvents bounds the events a turn of the loop holds before it hands
-// them over.
-const maxHeldEvents = 1024
-
-// flushEvents hands the events of this turn of the loop to Config.Events.
-// Sent together, they wake the consumer once rather than once each (three
-// events a request, each a goroutine wake-up on a quiet consumer). It never
-// blocks: what does not fit is counted in EventsDropped.
-func (b *Broker) flushEvents() {
-	for i := range b.events {
-		select {
-		case b.cfg.Events <- b.events[i]:
-		default:
-			b.counters.EventsDropped++
-		}
-	}
-	clear(b.events)
-	b.events = b.events[:0]
 }
 
 // emitReply reports the end of r from the reply body a worker or peer sent.
