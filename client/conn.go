@@ -164,15 +164,29 @@ func (c *Client) idleProbeInterval() time.Duration {
 	return 60 * c.opts.heartbeat
 }
 
+// idle reports whether the client has no call in flight on any broker. An
+// active client probes every silent broker each interval, so that one that
+// came back (or was only quiet) gets its share of calls again; an idle one
+// has no calls to place.
+func (c *Client) idle() bool {
+	for _, cn := range c.conns {
+		if cn.inflight.Load() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // probeAt is when cn is next probed: one interval after it was last heard
-// from or probed while calls are in flight on it or it is dead (to see it
-// come back), idleProbeInterval after that while it is alive and idle, or,
+// from or probed while the client has calls in flight or cn is dead (to see
+// it come back), idleProbeInterval after that while it is alive and the
+// client idle, or,
 // while probes cannot be sent (no connection, under ZMQ_IMMEDIATE), soon
 // again with a backoff from 1 ms to a quarter interval. A broker never
 // heard from is probed at once.
 func (c *Client) probeAt(cn *conn) time.Time {
 	ivl := c.opts.heartbeat
-	if cn.alive.Load() && cn.inflight.Load() == 0 && cn.probes == 0 {
+	if cn.alive.Load() && cn.probes == 0 && c.idle() {
 		ivl = c.idleProbeInterval()
 	}
 	if cn.misses > 0 {
