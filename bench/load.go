@@ -282,46 +282,28 @@ func relayLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, erro
 		frame := make([]byte, 12+len(payload))
 		binary.BigEndian.PutUint32(frame, uint32(8+len(payload)))
 		copy(frame[12:], payload)
-		sent := make([]time.Time, cfg.InFlight)
-		send := func(slot int) error {
+		sl := newSlots(cfg.InFlight, w, func(slot int) error {
 			binary.BigEndian.PutUint64(frame[4:12], uint64(slot))
-			sent[slot] = time.Now()
 			_, err := wr.Write(frame)
 			return err
-		}
-		for s := range sent {
-			if err := send(s); err != nil {
-				return err
-			}
+		})
+		if err := sl.start(); err != nil {
+			return err
 		}
 		if err := wr.Flush(); err != nil {
 			return err
 		}
 		_ = c.SetReadDeadline(w.end.Add(time.Second))
-		lats := make([]time.Duration, 0, 1<<14)
-		outstanding := cfg.InFlight
 		var buf []byte
-		for outstanding > 0 {
+		for sl.outstanding > 0 {
 			f, err := readFrame(r, buf)
 			if err != nil {
-				t.add(lats, 1, err)
+				t.add(sl.lats, 1, err)
 				return nil
 			}
 			buf = f
-			t1 := time.Now()
-			slot := int(binary.BigEndian.Uint64(f[4:12]))
-			if slot >= len(sent) {
-				return fmt.Errorf("relay: reply for slot %d", slot)
-			}
-			outstanding--
-			if w.in(sent[slot], t1) {
-				lats = append(lats, t1.Sub(sent[slot]))
-			}
-			if t1.Before(w.end) {
-				if err := send(slot); err != nil {
-					return err
-				}
-				outstanding++
+			if err := sl.reply(int(binary.BigEndian.Uint64(f[4:12]))); err != nil {
+				return fmt.Errorf("relay: %w", err)
 			}
 			if r.Buffered() == 0 {
 				if err := wr.Flush(); err != nil {
@@ -329,7 +311,7 @@ func relayLoad(cfg loadConfig, payload []byte) (func(window, *tally) error, erro
 				}
 			}
 		}
-		t.add(lats, 0, nil)
+		t.add(sl.lats, 0, nil)
 		return nil
 	}), nil
 }
@@ -367,11 +349,9 @@ func dealerLoad(cfg loadConfig, payload []byte, prefix []any) (func(window, *tal
 		defer s.Close()
 		msg := make([]byte, 8+len(payload))
 		copy(msg[8:], payload)
-		sent := make([]time.Time, cfg.InFlight)
 		parts := append(append([]any(nil), prefix...), msg)
-		send := func(slot int) error {
+		sl := newSlots(cfg.InFlight, w, func(slot int) error {
 			binary.BigEndian.PutUint64(msg, uint64(slot))
-			sent[slot] = time.Now()
 			var err error
 			if prefix == nil {
 				_, err = s.SendBytes(msg, 0)
@@ -379,15 +359,11 @@ func dealerLoad(cfg loadConfig, payload []byte, prefix []any) (func(window, *tal
 				_, err = s.SendMessage(parts...)
 			}
 			return err
+		})
+		if err := sl.start(); err != nil {
+			return err
 		}
-		for slot := range sent {
-			if err := send(slot); err != nil {
-				return err
-			}
-		}
-		lats := make([]time.Duration, 0, 1<<14)
-		outstanding := cfg.InFlight
-		for outstanding > 0 {
+		for sl.outstanding > 0 {
 			var b []byte
 			var err error
 			if prefix == nil {
@@ -400,31 +376,69 @@ func dealerLoad(cfg loadConfig, payload []byte, prefix []any) (func(window, *tal
 			}
 			if err != nil {
 				if time.Now().After(w.end.Add(time.Second)) {
-					t.add(lats, int64(outstanding), fmt.Errorf("zmq: %d replies missing", outstanding))
+					t.add(sl.lats, int64(sl.outstanding), fmt.Errorf("zmq: %d replies missing", sl.outstanding))
 					return nil
 				}
 				continue // receive timeout: try again
 			}
-			t1 := time.Now()
 			if len(b) < 8 {
 				return fmt.Errorf("zmq: short reply")
 			}
-			slot := int(binary.BigEndian.Uint64(b))
-			if slot >= len(sent) {
-				return fmt.Errorf("zmq: reply for slot %d", slot)
-			}
-			outstanding--
-			if w.in(sent[slot], t1) {
-				lats = append(lats, t1.Sub(sent[slot]))
-			}
-			if t1.Before(w.end) {
-				if err := send(slot); err != nil {
-					return err
-				}
-				outstanding++
+			if err := sl.reply(int(binary.BigEndian.Uint64(b))); err != nil {
+				return fmt.Errorf("zmq: %w", err)
 			}
 		}
-		t.add(lats, 0, nil)
+		t.add(sl.lats, 0, nil)
 		return nil
 	}), nil
+}
+
+// slots is one connection's window of requests in flight for the raw
+// loads: each has a slot number its reply echoes.
+type slots struct {
+	sent        []time.Time // when each slot's request left
+	lats        []time.Duration
+	outstanding int
+	w           window
+	send        func(slot int) error
+}
+
+func newSlots(n int, w window, send func(slot int) error) *slots {
+	return &slots{sent: make([]time.Time, n), lats: make([]time.Duration, 0, 1<<14), w: w, send: send}
+}
+
+// start sends a request on every slot.
+func (s *slots) start() error {
+	for slot := range s.sent {
+		if err := s.sendOn(slot); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *slots) sendOn(slot int) error {
+	s.sent[slot] = time.Now()
+	if err := s.send(slot); err != nil {
+		return err
+	}
+	s.outstanding++
+	return nil
+}
+
+// reply records the reply on slot (its latency, if inside the window) and
+// sends the slot's next request while the window lasts.
+func (s *slots) reply(slot int) error {
+	if slot < 0 || slot >= len(s.sent) {
+		return fmt.Errorf("reply for slot %d", slot)
+	}
+	t1 := time.Now()
+	s.outstanding--
+	if s.w.in(s.sent[slot], t1) {
+		s.lats = append(s.lats, t1.Sub(s.sent[slot]))
+	}
+	if t1.Before(s.w.end) {
+		return s.sendOn(slot)
+	}
+	return nil
 }
