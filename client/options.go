@@ -66,13 +66,16 @@ func WithBroker(endpoints ...string) Option {
 	}
 }
 
-// WithHeartbeat sets how the client watches each broker: a connection that
-// has received nothing for interval is probed with an MMI mmi.service
-// request (which any RFC 8 broker answers), and a broker silent for
-// liveness intervals is dead: it gets no more calls, and its calls in
-// flight fail with domo.ErrUnavailable or, if made with Retry, are sent
-// again to another broker. The defaults are DefaultHeartbeat and
-// DefaultLiveness; values below 1 keep them.
+// WithHeartbeat sets how the client watches each broker. While the client
+// has calls in flight, a connection that has received nothing for interval
+// is probed with an MMI mmi.service request (which any RFC 8 broker
+// answers), and a broker silent for liveness intervals while the client
+// waits for it is dead: it gets no more calls, and its calls in flight fail
+// with domo.ErrUnavailable or, if made with Retry, are sent again to another
+// broker. An idle client probes every 60 intervals and leaves the rest to
+// ZMTP heartbeats every 30 intervals (at least 1 s), answered by the
+// broker's libzmq. The defaults are DefaultHeartbeat and DefaultLiveness;
+// values below 1 keep them.
 func WithHeartbeat(interval time.Duration, liveness int) Option {
 	return func(o *options) {
 		if interval > 0 {
