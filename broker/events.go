@@ -101,13 +101,14 @@ func (b *Broker) emitReply(r *request, by string, body [][]byte) {
 	}
 	size := bodySize(body)
 	kind, code, msg := Completed, domo.Code(""), ""
-	if rep, err := mdp.ParseReply(body); err == nil && !rep.OK() {
+	rep, err := mdp.ParseReply(body)
+	if err == nil && !rep.OK() {
 		e := rep.Err()
 		kind, code, msg = Failed, e.Code, e.Message
 	}
 	b.emit(kind, r, func(e *Event) {
 		e.Worker, e.Code, e.Message, e.Bytes = by, code, msg, size
-		if rep, err := mdp.ParseReply(body); err == nil {
+		if err == nil {
 			b.copyBody(e, r, rep.Payload)
 		}
 	})
