@@ -46,7 +46,9 @@ journal in SQLite (in a temporary directory unless --journal says otherwise).`,
 			defer stopWorkers()
 			var wg sync.WaitGroup
 			defer wg.Wait()
+			var brk *broker.Broker
 			ready := func(b *broker.Broker, httpURL string) {
+				brk = b
 				endpoint := b.Endpoints()[0]
 				// The workers heartbeat as the broker expects, or it would
 				// drop them whenever --heartbeat is shorter than the default.
@@ -69,7 +71,11 @@ journal in SQLite (in a temporary directory unless --journal says otherwise).`,
 				gateway: demoGatewayConfig(), ready: ready,
 				// The workers leave first (finishing what they hold and
 				// saying DISCONNECT), then the broker drains.
-				stopping: func() { stopWorkers(); wg.Wait() },
+				stopping: func() {
+					stopWorkers()
+					wg.Wait()
+					waitNoWorkers(brk, 2*time.Second)
+				},
 			})
 			stopWorkers()
 			return err
@@ -107,4 +113,21 @@ Try, in another terminal:
 `, httpURL)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops it.")
+}
+
+// waitNoWorkers waits, up to d, until b has seen its workers' DISCONNECT.
+func waitNoWorkers(b *broker.Broker, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		st, err := b.Stats(ctx)
+		if err != nil || len(st.Workers) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

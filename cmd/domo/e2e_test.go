@@ -472,6 +472,10 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(s, "worker expired") {
 		t.Errorf("domo demo --heartbeat %s: the broker expired its own workers:\n%s", heartbeat, s)
 	}
+	// Its workers leave before the broker drains: none is told DISCONNECT.
+	if strings.Contains(s, "broker sent DISCONNECT") || !strings.Contains(s, "workers_disconnected=0") {
+		t.Errorf("domo demo's workers were disconnected by its broker at SIGINT:\n%s", s)
+	}
 }
 
 func TestBrokerSIGTERM(t *testing.T) {
