@@ -138,26 +138,6 @@ func rotate[T any](s []T, k int) {
 	copy(s[len(s)-k:], head)
 }
 
-// setArgs loads args into a.
-func (a *rowArgs) setArgs(args []driver.NamedValue) error {
-	a.reset()
-	for _, nv := range args {
-		switch v := nv.Value.(type) {
-		case nil:
-			a.add(C.kindNull, 0, 0)
-		case int64:
-			a.Int(v)
-		case string:
-			a.Text(v)
-		case []byte:
-			a.Blob(v)
-		default:
-			return fmt.Errorf("journal/sqlite: value of type %T", nv.Value)
-		}
-	}
-	return nil
-}
-
 // execRow runs a prepared statement once with the values in a, in one cgo
 // call, and returns the rows it changed.
 func (a *rowArgs) execRow(s unsafe.Pointer) (int64, error) {

@@ -6,6 +6,9 @@ import (
 	"database/sql/driver"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/domo-framework/domo/journal"
 )
 
 // TestRowExecIsUsed fails if the driver's statement layout changed so that
@@ -40,16 +43,18 @@ func TestRowExecIsUsed(t *testing.T) {
 		}
 		var a rowArgs
 		for i := range 3 {
-			if err := a.setArgs([]driver.NamedValue{{Ordinal: 1, Value: int64(i)}, {Ordinal: 2, Value: "tea"},
-				{Ordinal: 3, Value: []byte{1, 2}}, {Ordinal: 4, Value: nil}}); err != nil {
-				t.Fatal(err)
-			}
+			a.reset()
+			a.Int(int64(i))
+			a.Text("tea")
+			a.Blob([]byte{1, 2})
+			a.Blob(nil)
 			if n, err := a.execRow(raw); err != nil || n != 1 {
 				t.Fatalf("execRow = %d, %v", n, err)
 			}
 		}
-		if err := a.setArgs([]driver.NamedValue{{Ordinal: 1, Value: 1.5}}); err == nil {
-			t.Error("setArgs of a float64: no error")
+		a.reset()
+		if _, err := a.execRow(raw); err == nil {
+			t.Error("execRow with no values: no error")
 		}
 		// An empty text is bound as '', not NULL.
 		a.reset()
@@ -117,5 +122,32 @@ func TestNewJournalPageSize(t *testing.T) {
 	defer s2.Close()
 	if err := s2.DB.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil || size != 4096 {
 		t.Errorf("existing file's page_size = %d, %v; want 4096 kept", size, err)
+	}
+}
+
+// TestDriverPathWhenNoHandle: with the statement handle unavailable, rows
+// go through the driver, and the journal reads the same.
+func TestDriverPathWhenNoHandle(t *testing.T) {
+	ok := stmtHandleOK
+	stmtHandleOK = false
+	defer func() { stmtHandleOK = ok }()
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "j.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec := journal.Record{ID: journal.ID{Run: 1, Seq: 7}, Broker: "b", Service: "tea", Method: "brew",
+		Status: journal.StatusProcessing, Received: time.Unix(100, 0)}
+	if err := s.Write(ctx, []journal.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	rec.Status, rec.Ended = journal.StatusCompleted, time.Unix(101, 0)
+	if err := s.Write(ctx, []journal.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, rec.ID)
+	if err != nil || got.Status != journal.StatusCompleted || got.Total() != time.Second {
+		t.Fatalf("Get = %+v, %v; want completed after 1s", got, err)
 	}
 }

@@ -192,13 +192,6 @@ func (w *rawWriter) exec(k int, args []driver.NamedValue) (int64, error) {
 			return 0, err
 		}
 		w.stmts[k] = st
-		w.raw[k] = rawStmt(st)
-	}
-	if w.raw[k] != nil {
-		if err := w.args.setArgs(args); err != nil {
-			return 0, err
-		}
-		return w.args.execRow(w.raw[k])
 	}
 	ex, ok := w.stmts[k].(driver.StmtExecContext)
 	if !ok {
