@@ -98,28 +98,42 @@ var batchHeader = []byte(BatchHeader) // read only
 // A Batch gathers messages to send as one batch. The zero value is empty
 // and ready to use; a Batch is reused after Take.
 type Batch struct {
-	first [][]byte // the first message, sent alone if no other comes
-	buf   []byte   // the messages, packed
+	first [][]byte // the first message, sent alone if no other comes; packed when a second does
+	n     int      // messages held
+	buf   []byte   // the messages, packed (from the second on)
 	ends  []int    // where each packed message ends in buf
 	out   [][]byte
 }
 
 // Len is the number of messages in b.
-func (b *Batch) Len() int { return len(b.ends) }
+func (b *Batch) Len() int { return b.n }
 
-// Add adds the message frames to b, copying them. It adds nothing and
-// reports false when b holds a message already and this one would take it
-// past BatchMaxMessages or BatchMaxBytes: Take, then Add again.
+// Add adds the message frames to b. It adds nothing and reports false when
+// b holds a message already and this one would take it past
+// BatchMaxMessages or BatchMaxBytes: Take, then Add again. The first
+// message is kept by reference (its frames must not change until Take), so
+// that a lone message costs no copy; later ones are copied.
 func (b *Batch) Add(frames [][]byte) bool {
+	if b.n == 0 {
+		b.first = append(b.first[:0], frames...)
+		b.n = 1
+		return true
+	}
 	size := PackedSize(frames)
-	if n := len(b.ends); n > 0 && (n == BatchMaxMessages || len(b.buf)+size > BatchMaxBytes) {
+	packed := len(b.buf)
+	if len(b.ends) == 0 {
+		packed = PackedSize(b.first)
+	}
+	if b.n == BatchMaxMessages || packed+size > BatchMaxBytes {
 		return false
 	}
 	if len(b.ends) == 0 {
-		b.first = append(b.first[:0], frames...)
+		b.buf = AppendPacked(b.buf, b.first)
+		b.ends = append(b.ends, len(b.buf))
 	}
 	b.buf = AppendPacked(b.buf, frames)
 	b.ends = append(b.ends, len(b.buf))
+	b.n++
 	return true
 }
 
@@ -127,8 +141,8 @@ func (b *Batch) Add(frames [][]byte) bool {
 // else the batch, [BatchHeader, packed message, ...]. The frames stay valid
 // until the next Add.
 func (b *Batch) Take() [][]byte {
-	defer func() { b.buf, b.ends = b.buf[:0], b.ends[:0] }()
-	switch len(b.ends) {
+	defer func() { b.n, b.buf, b.ends = 0, b.buf[:0], b.ends[:0] }()
+	switch b.n {
 	case 0:
 		return nil
 	case 1:
