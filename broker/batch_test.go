@@ -141,3 +141,22 @@ func TestMalformedBatchDropsTheWorker(t *testing.T) {
 		t.Errorf("Malformed = %d; want 2", n)
 	}
 }
+
+// TestMalformedBatchFromClient: a client's batch that does not unpack is
+// counted and dropped; the broker goes on serving that client.
+func TestMalformedBatchFromClient(t *testing.T) {
+	b, ep := testbroker.Start(t)
+	w := plainWorker(t, ep, "echo")
+	waitWorkers(t, b, 1)
+	c := dial(t, ep)
+	c.send([]byte(mdp.BatchHeader), []byte{0x09, 'x'})
+	c.sendMsg(clientV1("echo", []byte("hi")))
+	req := w.expect("request after the bad batch")
+	w.sendMsg(reply(req, []byte("HI")))
+	if m := c.expect("reply"); string(m.Body[0]) != "HI" {
+		t.Fatalf("reply = %q; want HI", m.Body)
+	}
+	if n := stats(t, b).Counters.Malformed; n != 1 {
+		t.Errorf("Malformed = %d; want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/domo-framework/domo/internal/testbroker"
+	"github.com/domo-framework/domo/mdp"
 )
 
 // TestBatchesWithABroker: a client whose broker answered the probe's
@@ -46,4 +47,24 @@ func TestBatchesWithABroker(t *testing.T) {
 		}
 	}
 	t.Fatal("no batches from the client after 50 bursts")
+}
+
+// TestMalformedBatchFromBroker: a batch from the broker whose message does
+// not unpack, or is itself a batch, is counted and dropped; the reply after
+// it still completes its call.
+func TestMalformedBatchFromBroker(t *testing.T) {
+	b := startBroker(t, func(r request) [][][]byte {
+		return [][][]byte{
+			{r.identity, []byte(mdp.BatchHeader), {0x09, 'x'}},
+			{r.identity, []byte(mdp.BatchHeader), mdp.AppendPacked(nil, [][]byte{[]byte(mdp.BatchHeader), []byte("x")})},
+			reply(r, mdp.StatusOK, r.env.Payload),
+		}
+	})
+	c := newClient(t, b)
+	if p, err := c.Invoke(testCtx(t), "tea.brew", []byte("x")); err != nil || string(p) != "x" {
+		t.Fatalf("Invoke = %q, %v", p, err)
+	}
+	if n := c.Stats().Malformed; n != 2 {
+		t.Errorf("Malformed = %d; want 2", n)
+	}
 }

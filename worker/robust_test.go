@@ -74,6 +74,18 @@ func TestGarbageFromBroker(t *testing.T) {
 	if s := w.Stats(); s.Malformed != uint64(len(garbage)) {
 		t.Errorf("Stats().Malformed = %d; want %d", s.Malformed, len(garbage))
 	}
+	// Batches whose message does not unpack, or is itself a batch: each
+	// dropped and counted. (A batch also tells the worker that this broker
+	// takes batches; its lone replies still go as plain messages.)
+	b.send(id, bs(mdp.BatchHeader, "\x05a")...)
+	b.send(id, []byte(mdp.BatchHeader), mdp.AppendPacked(nil, bs(mdp.BatchHeader, "x")))
+	b.call(id, "alive2", "echo", "2", "still")
+	if r := b.expectReply(mdp.Reply, "alive2"); !r.OK() {
+		t.Fatalf("after bad batches: %s %q; want ok", r.Status, r.Payload)
+	}
+	if s := w.Stats(); s.Malformed != uint64(len(garbage))+2 {
+		t.Errorf("Stats().Malformed after bad batches = %d; want %d", s.Malformed, len(garbage)+2)
+	}
 }
 
 // TestRandomFrames throws random messages built from protocol-like pieces
