@@ -7,9 +7,9 @@ FUZZ_TARGETS := FuzzParse FuzzHeaders FuzzEnvelope FuzzUnpack
 STATICCHECK_VERSION ?= latest
 COVERPROFILE ?= cover.out
 
-# System packages: libzmq for pebbe/zmq4 (cgo), pyzmq for the interop tests,
+# System packages: a C compiler and libzmq for cgo (pebbe/zmq4, the journal's SQLite), pyzmq for the interop tests,
 # PostgreSQL for the journal's tests (make test-postgres).
-APT_PACKAGES := libzmq3-dev pkg-config python3-zmq iproute2 postgresql chromium
+APT_PACKAGES := gcc libc6-dev libzmq3-dev pkg-config python3-zmq iproute2 postgresql chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help build test test-postgres race fuzz bench bench-e2e compare lint tidy cover deps demo clean
