@@ -93,7 +93,7 @@ type Stats struct {
 	Lost        uint64 // record writes lost in failed transactions
 	Trimmed     uint64 // records deleted by retention
 	TrimErrors  uint64
-	Pending     int // records waiting for the store now
+	Pending     int // records waiting for the store now: gathered, or in a write not yet done
 	Live        int // requests received and not yet ended
 }
 
@@ -114,7 +114,7 @@ type Recorder struct {
 	flushes chan chan struct{}
 
 	events, dropped, written, batches, writeErrs, lost, trimmed, trimErrs atomic.Uint64
-	pending, liveN                                                        atomic.Int64
+	pending, writing, liveN                                               atomic.Int64
 	running                                                               atomic.Bool
 }
 
@@ -330,14 +330,23 @@ func (r *Recorder) handOff(done chan struct{}, wait bool) {
 	}
 	job := writeJob{recs: recs, done: done}
 	if wait {
+		// Reset before the send: the writer may finish and close done
+		// before this goroutine runs again, and whoever waits on done
+		// must then see nothing pending.
+		r.resetBatch()
 		r.work <- job
-	} else {
-		select {
-		case r.work <- job:
-		default:
-			return
-		}
+		return
 	}
+	select {
+	case r.work <- job:
+		r.resetBatch()
+	default:
+	}
+}
+
+// resetBatch empties the batch after a hand-off; the writer counts the
+// handed-off records as pending until they are written.
+func (r *Recorder) resetBatch() {
 	clear(r.batch)
 	r.order = r.order[:0]
 	r.pending.Store(0)
@@ -371,6 +380,7 @@ func (r *Recorder) write(ctx context.Context) {
 				return
 			}
 			if len(job.recs) > 0 {
+				r.writing.Store(int64(len(job.recs)))
 				c, cancel := context.WithTimeout(wctx, 10*time.Second)
 				err := r.store.Write(c, job.recs)
 				cancel()
@@ -384,6 +394,7 @@ func (r *Recorder) write(ctx context.Context) {
 				} else {
 					r.written.Add(uint64(len(job.recs)))
 				}
+				r.writing.Store(0)
 			}
 			if job.done != nil {
 				close(job.done)
@@ -440,7 +451,7 @@ func (r *Recorder) Stats() Stats {
 		Lost:        r.lost.Load(),
 		Trimmed:     r.trimmed.Load(),
 		TrimErrors:  r.trimErrs.Load(),
-		Pending:     int(r.pending.Load()),
+		Pending:     int(r.pending.Load() + r.writing.Load()),
 		Live:        int(r.liveN.Load()),
 	}
 }
