@@ -107,6 +107,19 @@ func (c *contracts) refreshIfOlder(ctx context.Context, age time.Duration) {
 	c.refreshLocked(ctx)
 }
 
+// refreshUnlessSince fetches the contracts unless an attempt started at or
+// after since: evidence seen at since (a broker's digests) that ours are
+// stale is answered by a fetch that began after it. Callers that wait on
+// a fetch already under way share it. It blocks for at most one fetch.
+func (c *contracts) refreshUnlessSince(ctx context.Context, since time.Time) {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	if !c.lastAttempt.Before(since) {
+		return
+	}
+	c.refreshLocked(ctx)
+}
+
 // run refreshes the contracts every interval until ctx ends. It blocks.
 func (c *contracts) run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)

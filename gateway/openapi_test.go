@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -100,18 +99,15 @@ func TestOpenAPIDemo(t *testing.T) {
 		t.Error("tea.brew schema accepts kind oolong")
 	}
 
-	// Live: water joins, and the next document has it.
+	// Live: water joins, and the very next document has it, however
+	// recently the gateway fetched the contracts (the broker's digests
+	// tell it they are stale).
 	w := water.New(workerOpts(e.endpoint)...)
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(context.Background()) }()
 	t.Cleanup(func() { w.Close(); <-done })
 	waitReady(t, e.endpoint, water.Service)
-	deadline := time.Now().Add(5 * time.Second)
-	for doc.Paths.Find("/v1/water/pour") == nil && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		doc = loadOpenAPI(t, e)
-	}
-	checkMethods(t, doc, water.New().Contract())
+	checkMethods(t, loadOpenAPI(t, e), water.New().Contract())
 
 	// And the gateway validates against those schemas before calling.
 	if r := e.do("POST", "/v1/tea/brew", []byte(`{"kind":"oolong"}`)); r.status != 400 || r.errorCode() != "invalid" {
