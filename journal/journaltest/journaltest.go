@@ -670,6 +670,11 @@ func testLarge(t *testing.T, s journal.Store) {
 	timed("List page at the middle (To)", func() (err error) { _, err = s.List(ctx, journal.Filter{To: mid}); return })
 	timed("List service=coffee", func() (err error) { _, err = s.List(ctx, journal.Filter{Service: "coffee"}); return })
 	timed("List status=failed", func() (err error) { _, err = s.List(ctx, journal.Filter{Status: journal.StatusFailed}); return })
+	timed("List status=completed", func() (err error) { _, err = s.List(ctx, journal.Filter{Status: journal.StatusCompleted}); return })
+	timed("List service=coffee status=failed", func() (err error) {
+		_, err = s.List(ctx, journal.Filter{Service: "coffee", Status: journal.StatusFailed})
+		return
+	})
 	timed("List in progress (none)", func() (err error) { _, err = s.List(ctx, journal.Filter{InProgress: true}); return })
 	timed("List request id", func() (err error) { _, err = s.List(ctx, journal.Filter{RequestID: "req-4242"}); return })
 	timed("Get", func() (err error) { _, err = s.Get(ctx, journal.ID{Run: 1, Seq: int64(n / 3)}); return })

@@ -69,7 +69,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			ended_us INTEGER NOT NULL, queue_us INTEGER NOT NULL, handling_us INTEGER NOT NULL, total_us INTEGER NOT NULL,
 			request_body BLOB, reply_body BLOB,
 			PRIMARY KEY (run, seq)) WITHOUT ROWID`}, sqlstore.Indexes...), sqlstore.RollupSchema(" WITHOUT ROWID")...),
-		WriteFinals: write,
+		Write: write,
 	})
 	if err != nil {
 		db.Close()
@@ -82,7 +82,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // most requests once, when they end. A record whose row exists (written
 // before, in progress) is updated instead, and first only if its row is
 // not final, which tells whether the rollups have counted it: no query
-// before the writes (as sqlstore does for PostgreSQL) is needed.
+// before the writes is needed.
 var (
 	marks  = strings.TrimSuffix(strings.Repeat("?, ", len(sqlstore.Columns)), ", ")
 	insert = fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (run, seq) DO NOTHING`,

@@ -143,72 +143,6 @@ func (r *rollup) add(us int64) {
 	r.h[BucketOf(us)]++
 }
 
-// lookupChunk bounds the ids of one status lookup.
-const lookupChunk = 500
-
-// newlyFinal returns the records of recs that are final and whose rows (if
-// any) are not yet: those the rollups have not counted. It runs in tx
-// before the upsert.
-func (s *Store) newlyFinal(ctx context.Context, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error) {
-	byRun := map[int64][]int64{}
-	seen := map[journal.ID]bool{}
-	var finals []*journal.Record
-	for i := range recs {
-		r := &recs[i]
-		if !r.Status.Done() || seen[r.ID] {
-			continue
-		}
-		seen[r.ID] = true
-		finals = append(finals, r)
-		byRun[r.ID.Run] = append(byRun[r.ID.Run], r.ID.Seq)
-	}
-	if len(finals) == 0 {
-		return nil, nil
-	}
-	p := s.d.Placeholder
-	done := map[journal.ID]bool{}
-	for run, seqs := range byRun {
-		for len(seqs) > 0 {
-			chunk := seqs[:min(lookupChunk, len(seqs))]
-			seqs = seqs[len(chunk):]
-			marks := make([]string, len(chunk))
-			args := make([]any, 0, len(chunk)+1)
-			args = append(args, run)
-			for i, seq := range chunk {
-				marks[i] = p(i + 2)
-				args = append(args, seq)
-			}
-			rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT seq FROM %s WHERE run = %s AND seq IN (%s) AND status >= %d`,
-				Table, p(1), strings.Join(marks, ", "), int64(journal.StatusCompleted)), args...)
-			if err != nil {
-				return nil, err
-			}
-			for rows.Next() {
-				var seq int64
-				if err := rows.Scan(&seq); err != nil {
-					rows.Close()
-					return nil, err
-				}
-				done[journal.ID{Run: run, Seq: seq}] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if len(done) == 0 {
-		return finals, nil
-	}
-	out := finals[:0]
-	for _, r := range finals {
-		if !done[r.ID] {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
 // rollupChunk bounds the rows of one rollup upsert.
 const rollupChunk = 50
 
@@ -456,7 +390,7 @@ func (s *Store) rollupSummary(ctx context.Context, win journal.Window) (sum jour
 			w.add("status >= %s", int64(journal.StatusCompleted))
 			sel = fmt.Sprintf(`SELECT status, %s AS b, count(*), max(total_us) FROM %s%s GROUP BY status, b`, bucketExpr, Table, w)
 		} else {
-			w.add("status IN (%s, %s)", int64(journal.StatusReceived), int64(journal.StatusProcessing))
+			w.add(inProgress)
 			sel = fmt.Sprintf(`SELECT status, 0, count(*), 0 FROM %s%s GROUP BY status`, Table, w)
 		}
 		rows, err := s.DB.QueryContext(ctx, sel, w.args...)

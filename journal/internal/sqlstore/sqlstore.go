@@ -27,14 +27,29 @@ var Columns = []string{
 	"queue_us", "handling_us", "total_us", "request_body", "reply_body",
 }
 
+// notCompleted is the partial status index's condition. A query that
+// wants the index must say it in these words (SQLite uses a partial index
+// only for a query that has its condition as one of its own terms; with a
+// bound status, neither database can prove the implication).
+var notCompleted = fmt.Sprintf("status <> %d", int64(journal.StatusCompleted))
+
 // Indexes are created by both dialects: keyset pagination over everything,
-// by service and method, by status, by request id.
+// by service and method, by request id, and by status for the rows not
+// completed (in progress, failed, dropped). Completed rows, nearly all of
+// them, stay out of the status index: each index costs every write
+// (BenchmarkWrite: 0.4 µs of 4.2 a row for this one), and a list of
+// completed requests finds them quickly in the received index.
 var Indexes = []string{
 	`CREATE INDEX IF NOT EXISTS domo_journal_received ON domo_journal (received_us, run, seq)`,
 	`CREATE INDEX IF NOT EXISTS domo_journal_service ON domo_journal (service, method, received_us)`,
-	`CREATE INDEX IF NOT EXISTS domo_journal_status ON domo_journal (status, received_us)`,
+	`DROP INDEX IF EXISTS domo_journal_status`, // the full status index of older journals
+	`CREATE INDEX IF NOT EXISTS domo_journal_not_completed ON domo_journal (status, received_us) WHERE ` + notCompleted,
 	`CREATE INDEX IF NOT EXISTS domo_journal_request_id ON domo_journal (request_id) WHERE request_id <> ''`,
 }
+
+// inProgress selects the rows in progress, in words that let the planner
+// use the partial status index.
+var inProgress = fmt.Sprintf("status IN (%d, %d) AND %s", int64(journal.StatusReceived), int64(journal.StatusProcessing), notCompleted)
 
 // Dialect is what differs between databases.
 type Dialect struct {
@@ -42,14 +57,10 @@ type Dialect struct {
 	Placeholder func(n int) string
 	// Schema creates the table and its indexes (idempotent).
 	Schema []string
-	// Write upserts recs in tx.
-	Write func(ctx context.Context, tx *sql.Tx, recs []journal.Record) error
-	// WriteFinals, if not nil, is used instead of Write: it upserts recs in
-	// tx, which is open on conn (for conn.Raw), and returns those that are
-	// final and whose rows were not (absent, or in progress) before, which
-	// Store.Write then adds to the rollups. Without it, Store.Write looks
-	// those up with a query before Write.
-	WriteFinals func(ctx context.Context, conn *sql.Conn, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error)
+	// Write upserts recs in tx, which is open on conn (for conn.Raw), and
+	// returns those that are final and whose rows were not (absent, or in
+	// progress) before: Store.Write adds them to the rollups.
+	Write func(ctx context.Context, conn *sql.Conn, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error)
 }
 
 // Store is a journal.Store over database/sql.
@@ -181,15 +192,7 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	if err != nil {
 		return fmt.Errorf("journal: write: %w", err)
 	}
-	var finals []*journal.Record
-	if s.d.WriteFinals != nil {
-		finals, err = s.d.WriteFinals(ctx, conn, tx, recs)
-	} else {
-		finals, err = s.newlyFinal(ctx, tx, recs)
-		if err == nil {
-			err = s.d.Write(ctx, tx, recs)
-		}
-	}
+	finals, err := s.d.Write(ctx, conn, tx, recs)
 	if err == nil {
 		err = s.addRollups(ctx, tx, finals)
 	}
@@ -293,9 +296,11 @@ func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error
 	}
 	switch {
 	case f.InProgress:
-		w.add("status IN (%s, %s)", int64(journal.StatusReceived), int64(journal.StatusProcessing))
-	case f.Status != 0:
+		w.add(inProgress)
+	case f.Status == journal.StatusCompleted:
 		w.add("status = %s", int64(f.Status))
+	case f.Status != 0:
+		w.add("status = %s AND "+notCompleted, int64(f.Status))
 	}
 	if !f.From.IsZero() {
 		w.add("received_us >= %s", f.From.UnixMicro())
