@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 // off, on SQLite and on PostgreSQL (DOMO_TEST_POSTGRES), in alternating
 // rounds. Run with DOMO_JOURNAL_BENCH=1 (rounds: DOMO_JOURNAL_BENCH_ROUNDS,
 // default 3; seconds per run: DOMO_JOURNAL_BENCH_SECONDS, default 5).
-// docs/benchmarks-journal.md has the figures.
+// docs/benchmarks.md ("The journal's cost") has the figures.
 func TestJournalCost(t *testing.T) {
 	if os.Getenv("DOMO_JOURNAL_BENCH") == "" {
 		t.Skip("set DOMO_JOURNAL_BENCH=1 to measure the journal's cost")
@@ -69,6 +70,13 @@ func TestJournalCost(t *testing.T) {
 			m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), strings.Join(all, ", "))
 	}
 	t.Log(b.String())
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func envInt(name string, def int) int {
@@ -119,6 +127,7 @@ func costRun(t *testing.T, mode, pgDSN string, d time.Duration) (loadgen.Result,
 	}
 	var res loadgen.Result
 	var bs broker.Stats
+	var cpuPerReq time.Duration // the whole process's: broker, workers, clients and journal
 	t.Run(mode, func(t *testing.T) {
 		b, ep := testbroker.Start(t, func(c *broker.Config) {
 			if ch != nil {
@@ -134,21 +143,25 @@ func costRun(t *testing.T, mode, pgDSN string, d time.Duration) (loadgen.Result,
 			t.Cleanup(func() { w.Close(); <-wdone })
 		}
 		time.Sleep(300 * time.Millisecond) // workers ready
+		cpu0 := processCPU()
 		res, err = loadgen.Run(ctx, loadgen.Config{Broker: ep, Method: "bench.echo", Clients: 8, InFlight: 8,
 			Size: 64, Duration: d, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
+		if res.Requests > 0 {
+			cpuPerReq = (processCPU() - cpu0) / time.Duration(res.Requests)
+		}
 		bs, _ = b.Stats(ctx)
 	})
-	note := ""
+	note := fmt.Sprintf("CPU %.1f µs/req", float64(cpuPerReq)/float64(time.Microsecond))
 	if rec != nil {
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		rec.Flush(fctx)
 		cancel()
 		st := rec.Stats()
 		n, _ := store.Summary(ctx, journal.Window{Service: "bench"})
-		note = fmt.Sprintf("(journal: %d rows, %d batches, %d dropped by the recorder, %d by the broker, %d write errors)",
+		note += fmt.Sprintf(" (journal: %d rows, %d batches, %d dropped by the recorder, %d by the broker, %d write errors)",
 			n.Total, st.Batches, st.Dropped, bs.Counters.EventsDropped, st.WriteErrors)
 		stop()
 	}

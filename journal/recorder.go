@@ -105,10 +105,15 @@ type Recorder struct {
 	log   *slog.Logger
 	run   int64
 
-	// owned by the reader goroutine (Run)
-	live  map[int64]*Record // requests not yet ended
-	batch map[int64]*Record // records changed since the last hand-off
-	order []int64           // batch's keys in the order they came: about seq order, what stores like
+	// Owned by the reader goroutine (Run). A request's record is folded in
+	// place in batch, the records changed since the last hand-off in the
+	// order they first changed (about seq order, what stores like); the
+	// batch itself is handed to the writer, so a record is neither
+	// allocated nor copied on its own.
+	batch   []Record
+	live    map[int64]int32  // requests not yet ended: the index of their record in batch, or -1 if it is in held
+	held    map[int64]Record // live requests whose record is not in batch (handed off in progress, or the batch was full)
+	outside Record           // the record fold works on when the batch is full
 
 	work    chan writeJob // reader -> writer; unbuffered: a send succeeds only when the writer is idle
 	flushes chan chan struct{}
@@ -153,8 +158,9 @@ func NewRecorder(store Store, cfg Config) *Recorder {
 		cfg:     cfg,
 		log:     log,
 		run:     int64(binary.BigEndian.Uint64(b[:]) >> 1), // positive
-		live:    make(map[int64]*Record),
-		batch:   make(map[int64]*Record),
+		live:    make(map[int64]int32),
+		held:    make(map[int64]Record),
+		batch:   make([]Record, 0, batchCap(cfg)),
 		work:    make(chan writeJob),
 		flushes: make(chan chan struct{}),
 	}
@@ -198,7 +204,7 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 			runtime.Gosched()
 			// Fold whatever else is already queued before considering a
 			// hand-off: cheaper than one select per event.
-			for n := 0; n < 256; n++ {
+			for n := 0; n < foldBurst; n++ {
 				select {
 				case e, ok = <-events:
 				default:
@@ -248,27 +254,20 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 	}
 }
 
+// foldBurst is how many queued events Run folds before it looks at the
+// batch's size.
+const foldBurst = 256
+
+// batchCap is the capacity a new batch gets: what it reaches before Run
+// hands it off while the writer keeps up, so it is not reallocated (and
+// its records copied) on the way.
+func batchCap(cfg Config) int { return cfg.BatchSize + foldBurst + 1 }
+
 // fold applies one event to its request's record.
 func (r *Recorder) fold(e broker.Event) {
 	r.events.Add(1)
 	seq := int64(e.Seq)
-	rec := r.live[seq]
-	if rec == nil {
-		rec = &Record{
-			ID:        ID{r.run, seq},
-			Broker:    r.cfg.Broker,
-			RequestID: e.RequestID,
-			Service:   e.Service,
-			Method:    e.Method,
-			Client:    e.Client,
-			Status:    StatusReceived,
-			Received:  e.Received,
-		}
-		if rec.Received.IsZero() {
-			rec.Received = e.Time
-		}
-		r.live[seq] = rec
-	}
+	rec, inBatch := r.record(seq, e)
 	switch e.Kind {
 	case broker.Received:
 		rec.RequestBytes = e.Bytes
@@ -302,17 +301,60 @@ func (r *Recorder) fold(e broker.Event) {
 			}
 		}
 		delete(r.live, seq)
+		if !inBatch {
+			// Ended while the batch was full: never written.
+			delete(r.held, seq)
+		}
 	}
-	r.liveN.Store(int64(len(r.live)))
-	if _, ok := r.batch[seq]; !ok {
-		if len(r.batch) >= r.cfg.MaxPending {
-			r.dropped.Add(1)
+	if !inBatch {
+		r.dropped.Add(1)
+		if e.Kind == broker.Completed || e.Kind == broker.Failed || e.Kind == broker.Dropped {
+			r.liveN.Store(int64(len(r.live)))
 			return
 		}
-		r.order = append(r.order, seq)
+		r.held[seq] = *rec
 	}
-	r.batch[seq] = rec
+	r.liveN.Store(int64(len(r.live)))
 	r.pending.Store(int64(len(r.batch)))
+}
+
+// record returns seq's record, in the batch if there is room (inBatch),
+// else a copy to be put back in held; a request not seen before gets a
+// new record from e.
+func (r *Recorder) record(seq int64, e broker.Event) (rec *Record, inBatch bool) {
+	idx, ok := r.live[seq]
+	if ok && idx >= 0 {
+		return &r.batch[idx], true
+	}
+	var fresh Record
+	if ok {
+		fresh = r.held[seq]
+	} else {
+		fresh = Record{
+			ID:        ID{r.run, seq},
+			Broker:    r.cfg.Broker,
+			RequestID: e.RequestID,
+			Service:   e.Service,
+			Method:    e.Method,
+			Client:    e.Client,
+			Status:    StatusReceived,
+			Received:  e.Received,
+		}
+		if fresh.Received.IsZero() {
+			fresh.Received = e.Time
+		}
+	}
+	if len(r.batch) >= r.cfg.MaxPending {
+		r.live[seq] = -1
+		r.outside = fresh
+		return &r.outside, false
+	}
+	if ok {
+		delete(r.held, seq)
+	}
+	r.live[seq] = int32(len(r.batch))
+	r.batch = append(r.batch, fresh)
+	return &r.batch[len(r.batch)-1], true
 }
 
 // handOff gives the batch to the writer: at once if it is idle, else (wait
@@ -322,13 +364,7 @@ func (r *Recorder) handOff(done chan struct{}, wait bool) {
 	if len(r.batch) == 0 && done == nil {
 		return
 	}
-	// In the order records first changed, which is nearly seq order
-	// (what a store's primary key likes) without sorting 300-byte records.
-	recs := make([]Record, 0, len(r.batch))
-	for _, seq := range r.order {
-		recs = append(recs, *r.batch[seq])
-	}
-	job := writeJob{recs: recs, done: done}
+	job := writeJob{recs: r.batch, done: done}
 	if wait {
 		// Reset before the send: the writer may finish and close done
 		// before this goroutine runs again, and whoever waits on done
@@ -339,25 +375,34 @@ func (r *Recorder) handOff(done chan struct{}, wait bool) {
 	}
 	select {
 	case r.work <- job:
+		// The writer only reads the records: the live ones can still be
+		// copied out.
 		r.resetBatch()
 	default:
 	}
 }
 
-// resetBatch empties the batch after a hand-off; the writer counts the
-// handed-off records as pending until they are written.
+// resetBatch starts a new batch after a hand-off, keeping the records of
+// requests still live in held; the writer counts the handed-off records
+// as pending until they are written.
 func (r *Recorder) resetBatch() {
-	clear(r.batch)
-	r.order = r.order[:0]
+	for seq, idx := range r.live {
+		if idx >= 0 {
+			r.held[seq] = r.batch[idx]
+			r.live[seq] = -1
+		}
+	}
+	r.batch = make([]Record, 0, batchCap(r.cfg))
 	r.pending.Store(0)
 }
 
 // sweep forgets requests whose end never came.
 func (r *Recorder) sweep() {
 	cut := time.Now().Add(-liveTTL)
-	for seq, rec := range r.live {
+	for seq, rec := range r.held {
 		if rec.Received.Before(cut) {
 			delete(r.live, seq)
+			delete(r.held, seq)
 		}
 	}
 	r.liveN.Store(int64(len(r.live)))
