@@ -184,14 +184,16 @@ func (b *Broker) Run(ctx context.Context) error {
 	return nil
 }
 
-// newPoller waits on the router, the waker and every peer link.
+// newPoller waits on the router, the waker and every peer link. The loop
+// blocks its thread in epoll_wait (a blocking poller): it waits thousands
+// of times a second, and parking in Go's poller cost more than that.
 func (b *Broker) newPoller() *zsock.Poller {
 	socks := []*zsock.Socket{b.router, b.waker.Socket()}
 	for _, p := range b.peers {
 		socks = append(socks, p.sock)
 	}
 	b.pollerStale = false
-	return zsock.NewPoller(socks...).Eager() // every ready socket is drained
+	return zsock.NewBlockingPoller(socks...).Eager() // every ready socket is drained
 }
 
 func (b *Broker) forwardedCount() int {

@@ -39,18 +39,39 @@ type Poller struct {
 	raw      syscall.RawConn
 	events   [8]syscall.EpollEvent
 	err      error // from construction, returned by Wait
+	wakefd   int   // a blocking poller's eventfd, in the epoll set, that interrupt writes to; -1 if not blocking
 }
 
 // NewPoller returns a poller over the given sockets, each watched for input.
 // A Waker's Socket may be among them. Close releases it.
 func NewPoller(sockets ...*Socket) *Poller {
+	return newPoller(sockets, false)
+}
+
+// NewBlockingPoller returns a poller whose Wait blocks its OS thread in
+// epoll_wait instead of parking the goroutine in Go's poller; a Waker
+// wakes it through an eventfd in its epoll set.
+//
+// Parking costs more in the scheduler than the wait itself when the loop
+// waits many times a second and little each time: the runtime's poller
+// thread must notice the file, ready the goroutine and wake a thread to
+// run it, while a thread blocked in epoll_wait just returns. Measured on
+// the broker's loop under one client with one call in flight: 17% less
+// broker CPU a request and 10% lower latency (docs/benchmarks.md). It
+// costs an OS thread for as long as the loop runs, so it suits the one
+// busiest loop of a process (the broker's), not one per client.
+func NewBlockingPoller(sockets ...*Socket) *Poller {
+	return newPoller(sockets, true)
+}
+
+func newPoller(sockets []*Socket, blocking bool) *Poller {
 	p := &Poller{sockets: sockets, ready: make([]bool, len(sockets)), signaled: make([]bool, len(sockets)),
-		fds: make([]int32, len(sockets)), epfd: -1}
-	p.err = p.init()
+		fds: make([]int32, len(sockets)), epfd: -1, wakefd: -1}
+	p.err = p.init(blocking)
 	return p
 }
 
-func (p *Poller) init() error {
+func (p *Poller) init(blocking bool) error {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("zsock: epoll_create: %w", err)
@@ -71,6 +92,19 @@ func (p *Poller) init() error {
 			return fmt.Errorf("zsock: epoll_ctl: %w", err)
 		}
 	}
+	if blocking {
+		fd, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if errno != 0 {
+			return fmt.Errorf("zsock: eventfd: %w", errno)
+		}
+		p.wakefd = int(fd)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wakefd, &ev); err != nil {
+			return fmt.Errorf("zsock: epoll_ctl: %w", err)
+		}
+		p.attachWakers()
+		return nil
+	}
 	if err := syscall.SetNonblock(epfd, true); err != nil {
 		return fmt.Errorf("zsock: epoll nonblock: %w", err)
 	}
@@ -83,12 +117,17 @@ func (p *Poller) init() error {
 	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("zsock: poller is not pollable: %w", err)
 	}
+	p.attachWakers()
+	return nil
+}
+
+// attachWakers comes last in init: Wake may use p from then on.
+func (p *Poller) attachWakers() {
 	for _, s := range p.sockets {
 		if s.waker != nil {
-			s.waker.attach(p) // last: Wake may use p from now on
+			s.waker.attach(p)
 		}
 	}
-	return nil
 }
 
 // Eager makes p report a socket ready when it may be readable (a call may
@@ -115,6 +154,9 @@ func (p *Poller) Close() error {
 			s.waker.detach(p)
 		}
 	}
+	if p.wakefd >= 0 {
+		syscall.Close(p.wakefd)
+	}
 	if p.file != nil {
 		return p.file.Close()
 	}
@@ -126,6 +168,11 @@ func (p *Poller) Close() error {
 
 // interrupt makes a current or the next Wait look at its sockets again.
 func (p *Poller) interrupt() {
+	if p.wakefd >= 0 {
+		one := [8]byte{1} // an eventfd adds the 8-byte count written: any count but 0 wakes it
+		_, _ = syscall.Write(p.wakefd, one[:])
+		return
+	}
 	if p.file != nil {
 		_ = p.file.SetReadDeadline(pastDeadline)
 	}
@@ -189,6 +236,12 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 		if timeout >= 0 && !time.Now().Before(deadline) {
 			return p.ready, nil
 		}
+		if p.wakefd >= 0 {
+			if err := p.block(deadline, timeout >= 0); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		// Arm the deadline before the last look at the wakers: a Wake after
 		// that look sets a past deadline that this one cannot overwrite.
 		if err := p.file.SetReadDeadline(deadline); err != nil {
@@ -208,6 +261,32 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 			return nil, fmt.Errorf("zsock: poll: %w", err)
 		}
 	}
+}
+
+// block waits in epoll_wait until a socket's ZMQ_FD or the eventfd fires,
+// or until deadline (if timed).
+func (p *Poller) block(deadline time.Time, timed bool) error {
+	if p.wakerPending() {
+		return nil
+	}
+	ms := -1
+	if timed {
+		ms = int((time.Until(deadline) + time.Millisecond - 1) / time.Millisecond)
+	}
+	n, err := syscall.EpollWait(p.epfd, p.events[:], ms)
+	if err != nil && err != syscall.EINTR {
+		return fmt.Errorf("zsock: poll: %w", err)
+	}
+	for _, ev := range p.events[:max(n, 0)] {
+		if int(ev.Fd) == p.wakefd {
+			var count [8]byte
+			_, _ = syscall.Read(p.wakefd, count[:]) // reset it; the Waker's flag says what happened
+		}
+	}
+	if n > 0 {
+		p.signal(p.events[:n])
+	}
+	return nil
 }
 
 func (p *Poller) wakerPending() bool {

@@ -69,11 +69,23 @@ func TestEagerPoller(t *testing.T) {
 // answer, many times over; a wake-up lost to a send that swallowed libzmq's
 // activation would stall one side until the deadline.
 func TestEagerPingPongLosesNoWakeUp(t *testing.T) {
+	for _, mode := range pollerModes {
+		t.Run(mode.name, func(t *testing.T) { testPingPong(t, mode.new) })
+	}
+}
+
+// pollerModes are the two ways a Poller waits.
+var pollerModes = []struct {
+	name string
+	new  func(...*Socket) *Poller
+}{{"parked", NewPoller}, {"blocking", NewBlockingPoller}}
+
+func testPingPong(t *testing.T, newPoller func(...*Socket) *Poller) {
 	a, b := pair(t)
 	const rounds = 2000
 	done := make(chan error, 1)
 	go func() {
-		p := NewPoller(b).Eager()
+		p := newPoller(b).Eager()
 		defer p.Close()
 		for got := 0; got < rounds; {
 			ready, err := p.Wait(5 * time.Second)
@@ -98,7 +110,7 @@ func TestEagerPingPongLosesNoWakeUp(t *testing.T) {
 		}
 		done <- nil
 	}()
-	p := NewPoller(a).Eager()
+	p := newPoller(a).Eager()
 	defer p.Close()
 	for sent := 0; sent < rounds; sent++ {
 		if err := a.Send([][]byte{[]byte("x")}, true); err != nil {
@@ -116,5 +128,49 @@ func TestEagerPingPongLosesNoWakeUp(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBlockingPoller: a blocking poller times out, reports a message that
+// comes while it waits, and is woken by its Waker from another goroutine.
+func TestBlockingPoller(t *testing.T) {
+	a, b := pair(t)
+	w, err := NewWaker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewBlockingPoller(a, w.Socket()).Eager()
+	defer p.Close()
+	drain(t, a) // settle a
+	start := time.Now()
+	if ready, err := p.Wait(30 * time.Millisecond); err != nil || ready[0] || ready[1] {
+		t.Fatalf("Wait on nothing = %v, %v; want a timeout", ready, err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Fatalf("Wait(30ms) returned after %v", waited)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		w.Wake()
+	}()
+	if ready, err := p.Wait(5 * time.Second); err != nil || !ready[1] {
+		t.Fatalf("Wait with a Wake coming = %v, %v; want the waker ready", ready, err)
+	}
+	w.Drain()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		b.Send([][]byte{[]byte("hello")}, true)
+	}()
+	for {
+		ready, err := p.Wait(5 * time.Second)
+		if err != nil || (!ready[0] && !ready[1]) {
+			t.Fatalf("Wait with a message coming = %v, %v", ready, err)
+		}
+		if ready[1] {
+			w.Drain() // the first Wake's eventfd count, already seen through the flag
+		}
+		if ready[0] && drain(t, a) == 1 {
+			break
+		}
 	}
 }

@@ -50,6 +50,12 @@ func TestRouterDealerRoundTrip(t *testing.T) {
 }
 
 func TestWakerCoalescesAndNeverLosesWork(t *testing.T) {
+	for _, mode := range pollerModes {
+		t.Run(mode.name, func(t *testing.T) { testWaker(t, mode.new) })
+	}
+}
+
+func testWaker(t *testing.T, newPoller func(...*Socket) *Poller) {
 	w, err := NewWaker()
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +79,8 @@ func TestWakerCoalescesAndNeverLosesWork(t *testing.T) {
 			}
 		}()
 	}
-	p := NewPoller(w.Socket())
+	p := newPoller(w.Socket())
+	defer p.Close()
 	seen := 0
 	deadline := time.Now().Add(10 * time.Second)
 	for seen < producers*each {
