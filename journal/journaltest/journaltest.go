@@ -201,6 +201,11 @@ func testListFilters(t *testing.T, s journal.Store) {
 		{journal.Filter{From: at(3), To: at(6)}, []int64{5, 4, 3}},
 		{journal.Filter{Service: "tea", From: at(7), Status: journal.StatusFailed}, []int64{11, 7}},
 		{journal.Filter{Limit: 3}, []int64{12, 11, 10}},
+		// A service of two methods (brew, steep) alone: read method by method, merged.
+		{journal.Filter{Service: "tea"}, []int64{12, 11, 10, 8, 7, 6, 4, 3, 2}},
+		{journal.Filter{Service: "tea", Status: journal.StatusCompleted}, []int64{10, 6, 2}},
+		{journal.Filter{Service: "tea", To: at(8)}, []int64{7, 6, 4, 3, 2}},
+		{journal.Filter{Service: "nosuch"}, nil},
 	}
 	for _, c := range cases {
 		page, err := s.List(ctx, c.f)
@@ -213,6 +218,23 @@ func testListFilters(t *testing.T, s journal.Store) {
 	}
 	if _, err := s.List(ctx, journal.Filter{After: "junk"}); err == nil {
 		t.Errorf("List(After: junk) = nil error")
+	}
+	// Paging through a service of two methods, 4 at a time.
+	var got []int64
+	f := journal.Filter{Service: "tea", Limit: 4}
+	for pages := 0; pages < 10; pages++ {
+		page, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids(page)...)
+		if page.Next == "" {
+			break
+		}
+		f.After = page.Next
+	}
+	if want := []int64{12, 11, 10, 8, 7, 6, 4, 3, 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("paging service tea = %v; want %v", got, want)
 	}
 }
 
@@ -641,10 +663,15 @@ func testLarge(t *testing.T, s journal.Store) {
 	ctx := context.Background()
 	start := time.Now()
 	services := []string{"tea", "coffee", "water", "juice"}
+	methods := []string{"brew", "pour", "list"}
 	batch := make([]journal.Record, 0, 5000)
 	for i := 0; i < n; i++ {
 		r := rec(1, int64(i), i)
 		r.Service = services[i%len(services)]
+		r.Method = methods[(i/len(services))%len(methods)]
+		if i%1000 == 7 {
+			r.Method = "audit" // a rare method: one request in 1,000, all of them coffee's
+		}
 		if i%97 == 0 {
 			r.Status, r.Code = journal.StatusFailed, "internal"
 		}
@@ -669,6 +696,18 @@ func testLarge(t *testing.T, s journal.Store) {
 	mid := base.Add(time.Duration(n/2) * time.Millisecond)
 	timed("List page at the middle (To)", func() (err error) { _, err = s.List(ctx, journal.Filter{To: mid}); return })
 	timed("List service=coffee", func() (err error) { _, err = s.List(ctx, journal.Filter{Service: "coffee"}); return })
+	timed("List service=coffee method=pour", func() (err error) {
+		_, err = s.List(ctx, journal.Filter{Service: "coffee", Method: "pour"})
+		return
+	})
+	timed("List service=coffee method=audit (rare)", func() (err error) {
+		_, err = s.List(ctx, journal.Filter{Service: "coffee", Method: "audit"})
+		return
+	})
+	timed("Summary service=coffee method=pour", func() (err error) {
+		_, err = s.Summary(ctx, journal.Window{Service: "coffee", Method: "pour"})
+		return
+	})
 	timed("List status=failed", func() (err error) { _, err = s.List(ctx, journal.Filter{Status: journal.StatusFailed}); return })
 	timed("List status=completed", func() (err error) { _, err = s.List(ctx, journal.Filter{Status: journal.StatusCompleted}); return })
 	timed("List service=coffee status=failed", func() (err error) {
