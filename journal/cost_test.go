@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/domo-framework/domo/internal/loadgen"
 	"github.com/domo-framework/domo/internal/testbroker"
 	"github.com/domo-framework/domo/journal"
+	"github.com/domo-framework/domo/journal/journaltest"
 	"github.com/domo-framework/domo/journal/postgres"
 	"github.com/domo-framework/domo/journal/sqlite"
 	"github.com/domo-framework/domo/worker"
@@ -70,13 +70,6 @@ func TestJournalCost(t *testing.T) {
 			m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), strings.Join(all, ", "))
 	}
 	t.Log(b.String())
-}
-
-// processCPU is the CPU time (user and system) this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func envInt(name string, def int) int {
@@ -143,14 +136,14 @@ func costRun(t *testing.T, mode, pgDSN string, d time.Duration) (loadgen.Result,
 			t.Cleanup(func() { w.Close(); <-wdone })
 		}
 		time.Sleep(300 * time.Millisecond) // workers ready
-		cpu0 := processCPU()
+		cpu0 := journaltest.CPUTime()
 		res, err = loadgen.Run(ctx, loadgen.Config{Broker: ep, Method: "bench.echo", Clients: 8, InFlight: 8,
 			Size: 64, Duration: d, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Requests > 0 {
-			cpuPerReq = (processCPU() - cpu0) / time.Duration(res.Requests)
+			cpuPerReq = (journaltest.CPUTime() - cpu0) / time.Duration(res.Requests)
 		}
 		bs, _ = b.Stats(ctx)
 	})

@@ -3,12 +3,12 @@ package journal_test
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/domo-framework/domo/broker"
 	"github.com/domo-framework/domo/journal"
+	"github.com/domo-framework/domo/journal/journaltest"
 )
 
 // discard is a store that keeps nothing.
@@ -36,7 +36,7 @@ func BenchmarkRecorder(b *testing.B) {
 	}
 	const inFlight = 64
 	t0 := time.Now()
-	cpu0 := cpuTime()
+	cpu0 := journaltest.CPUTime()
 	b.ResetTimer()
 	for i := range b.N + inFlight {
 		t := t0.Add(time.Duration(i) * time.Microsecond)
@@ -52,15 +52,8 @@ func BenchmarkRecorder(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(journaltest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	if st := rec.Stats(); st.Dropped > 0 {
 		b.Fatalf("stats %+v", st)
 	}
-}
-
-// cpuTime is the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

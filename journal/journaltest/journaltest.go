@@ -110,8 +110,14 @@ func testWriteGet(t *testing.T, s journal.Store) {
 	c := rec(2, 1, 2) // same seq, another run: another request
 	c.Status, c.Ended = journal.StatusReceived, time.Time{}
 	c.Dispatched, c.LastDispatched, c.Worker, c.Attempts = time.Time{}, time.Time{}, "", 0
-	write(t, s, a, b, c)
-	for _, want := range []journal.Record{a, b, c} {
+	// Values that quoting could spoil: quotes, backslashes, commas, braces,
+	// the word NULL, newlines, multibyte text, empty and binary bodies.
+	d := rec(2, 2, 3)
+	d.Status, d.Code, d.Message = journal.StatusFailed, "internal", `a "quoted", {braced} \back\slashed`+"\nline two"
+	d.RequestID, d.Client, d.Worker = "NULL", `\x00`, "thé ☕"
+	d.RequestBody, d.ReplyBody = []byte{}, []byte{0x00, 0xff, '"', '\\', ',', '{', '}', 0x0a}
+	write(t, s, a, b, c, d)
+	for _, want := range []journal.Record{a, b, c, d} {
 		got, err := s.Get(ctx, want.ID)
 		if err != nil {
 			t.Fatalf("Get(%v) = %v", want.ID, err)

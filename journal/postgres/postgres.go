@@ -10,6 +10,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -87,11 +88,14 @@ var pgTypes = []string{
 }
 
 // unnestRows is the FROM item that turns the column arrays $1..$n back into
-// rows named t, with the table's column names.
+// rows named t, with the table's column names. Each array is sent as one
+// text parameter, an array literal the server parses: pgx encodes an array
+// argument element by element through an any (19 allocations and 5-7 µs of
+// the broker's CPU a row); building the literals costs well under one.
 var unnestRows = func() string {
 	params := make([]string, len(pgTypes))
 	for i, t := range pgTypes {
-		params[i] = fmt.Sprintf("$%d::%s[]", i+1, t)
+		params[i] = fmt.Sprintf("$%d::text::%s[]", i+1, t)
 	}
 	return fmt.Sprintf("unnest(%s) AS t (%s)", strings.Join(params, ", "), strings.Join(sqlstore.Columns, ", "))
 }()
@@ -111,22 +115,67 @@ var (
 	}()
 )
 
-// columns returns recs as one array argument per column.
+// columns returns recs as one array literal per column, in pgTypes order.
 func columns(recs []*journal.Record) []any {
-	cols := make([][]any, len(sqlstore.Columns))
-	for i := range cols {
-		cols[i] = make([]any, len(recs))
+	c := columnSink{cols: make([][]byte, len(pgTypes))}
+	for i := range c.cols {
+		c.cols[i] = append(make([]byte, 0, 16*len(recs)), '{')
 	}
-	for j, r := range recs {
-		for i, v := range sqlstore.Values(r) {
-			cols[i][j] = v
+	for _, r := range recs {
+		c.next = 0
+		sqlstore.EachValue(r, &c)
+	}
+	args := make([]any, len(c.cols))
+	for i, col := range c.cols {
+		if len(col) > 1 {
+			col = col[:len(col)-1] // the last element's comma
 		}
-	}
-	args := make([]any, len(cols))
-	for i, c := range cols {
-		args[i] = c
+		args[i] = string(append(col, '}'))
 	}
 	return args
+}
+
+// columnSink appends a record's values to their columns' array literals,
+// each element followed by a comma.
+type columnSink struct {
+	cols [][]byte
+	next int
+}
+
+func (c *columnSink) Int(v int64) {
+	c.cols[c.next] = append(strconv.AppendInt(c.cols[c.next], v, 10), ',')
+	c.next++
+}
+
+func (c *columnSink) Text(v string) {
+	c.cols[c.next] = append(appendQuoted(c.cols[c.next], v), ',')
+	c.next++
+}
+
+func (c *columnSink) Blob(v []byte) {
+	col := c.cols[c.next]
+	if v == nil {
+		col = append(col, "NULL,"...)
+	} else {
+		col = append(col, `"\\x`...) // the element \x..., a bytea in hex, its backslash escaped
+		col = hex.AppendEncode(col, v)
+		col = append(col, `",`...)
+	}
+	c.cols[c.next] = col
+	c.next++
+}
+
+// appendQuoted appends v as a quoted array element: double quotes around
+// it, a backslash before each double quote and backslash in it.
+func appendQuoted(dst []byte, v string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, v[i])
+	}
+	return append(dst, '"')
 }
 
 func write(ctx context.Context, _ *sql.Conn, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error) {

@@ -16,7 +16,7 @@ import (
 // dsn returns the test server's DSN from DOMO_TEST_POSTGRES
 // (scripts/postgres-test.sh starts one). Without it the tests skip, except
 // in CI (CI set), where they must run.
-func dsn(t *testing.T) string {
+func dsn(t testing.TB) string {
 	t.Helper()
 	d := os.Getenv("DOMO_TEST_POSTGRES")
 	if d == "" {
@@ -30,7 +30,7 @@ func dsn(t *testing.T) string {
 
 // freshSchema creates a schema of its own for one test and returns a DSN
 // whose search_path is it; the schema is dropped when the test ends.
-func freshSchema(t *testing.T) string {
+func freshSchema(t testing.TB) string {
 	t.Helper()
 	base := dsn(t)
 	ctx := context.Background()
@@ -74,4 +74,16 @@ func TestOpenSpec(t *testing.T) {
 	if _, err := journal.Open("postgres:host=127.0.0.1 port=1 connect_timeout=2"); err == nil {
 		t.Errorf("Open(nothing listening) = nil error")
 	}
+}
+
+// BenchmarkWrite: journaltest.BenchmarkWrite against the test server. Its
+// cpu-ns/row is what a batch costs the broker's process (encoding, the
+// driver); the server's own CPU is not in it.
+func BenchmarkWrite(b *testing.B) {
+	s, err := postgres.Open(context.Background(), freshSchema(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	journaltest.BenchmarkWrite(b, s)
 }
