@@ -184,16 +184,19 @@ func (b *Broker) Run(ctx context.Context) error {
 	return nil
 }
 
-// newPoller waits on the router, the waker and every peer link. The loop
-// blocks its thread in epoll_wait (a blocking poller): it waits thousands
-// of times a second, and parking in Go's poller cost more than that.
+// newPoller waits on the router, the waker and every peer link, on a
+// thread of its own with Config.DedicatedThread. Every ready socket is
+// drained, so the poller may be eager.
 func (b *Broker) newPoller() *zsock.Poller {
 	socks := []*zsock.Socket{b.router, b.waker.Socket()}
 	for _, p := range b.peers {
 		socks = append(socks, p.sock)
 	}
 	b.pollerStale = false
-	return zsock.NewBlockingPoller(socks...).Eager() // every ready socket is drained
+	if b.cfg.DedicatedThread {
+		return zsock.NewBlockingPoller(socks...).Eager()
+	}
+	return zsock.NewPoller(socks...).Eager()
 }
 
 func (b *Broker) forwardedCount() int {

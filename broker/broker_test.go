@@ -80,6 +80,26 @@ func TestPlainClientAndWorkerRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDedicatedThread: with its loop waiting on a thread of its own, the
+// broker routes, answers work posted to it (Stats, through its Waker) and
+// stops.
+func TestDedicatedThread(t *testing.T) {
+	b, ep := testbroker.Start(t, func(c *broker.Config) { c.DedicatedThread = true })
+	w := plainWorker(t, ep, "echo")
+	waitWorkers(t, b, 1)
+	c := dial(t, ep)
+	for i := range 50 {
+		c.sendMsg(clientV1("echo", []byte(fmt.Sprint(i))))
+		w.sendMsg(reply(w.expect("worker request"), []byte(fmt.Sprint("re ", i))))
+		if got := c.expect("client reply"); string(got.Body[0]) != fmt.Sprint("re ", i) {
+			t.Fatalf("reply %d = %q", i, got.Body)
+		}
+	}
+	if s := stats(t, b); s.Counters.Requests < 50 {
+		t.Fatalf("Requests = %d; want 50", s.Counters.Requests)
+	}
+}
+
 func TestUnknownServiceIsRefusedForDomoClients(t *testing.T) {
 	b, ep := testbroker.Start(t)
 	c := dial(t, ep)

@@ -35,6 +35,7 @@ func brokerFlags(cmd *cobra.Command, cfg *broker.Config) {
 
 func newBrokerCmd() *cobra.Command {
 	cfg := broker.DefaultConfig()
+	cfg.DedicatedThread = true // the broker has this process to itself (its HTTP side and journal are light)
 	var (
 		drain    time.Duration
 		announce announceFlags
