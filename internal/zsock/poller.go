@@ -58,8 +58,11 @@ func NewPoller(sockets ...*Socket) *Poller {
 // run it, while a thread blocked in epoll_wait just returns. Measured on
 // the broker's loop under one client with one call in flight: 17% less
 // broker CPU a request and 10% lower latency (docs/benchmarks.md). It
-// costs an OS thread for as long as the loop runs, so it suits the one
-// busiest loop of a process (the broker's), not one per client.
+// costs an OS thread for as long as the loop runs, and the thread keeps
+// its P (Go's right to run code) while it waits, until the runtime takes
+// it back, which starves other goroutines where they need every P: it
+// suits the one busy loop of a process that has little else to run (the
+// broker of domo broker), not one per client.
 func NewBlockingPoller(sockets ...*Socket) *Poller {
 	return newPoller(sockets, true)
 }
