@@ -386,9 +386,12 @@ func (r *Recorder) handOff(done chan struct{}, wait bool) {
 // requests still live in held; the writer counts the handed-off records
 // as pending until they are written.
 func (r *Recorder) resetBatch() {
-	for seq, idx := range r.live {
-		if idx >= 0 {
-			r.held[seq] = r.batch[idx]
+	// Over the batch rather than over live: a backlog of queued requests
+	// can make live far larger than a batch.
+	for i := range r.batch {
+		seq := r.batch[i].ID.Seq
+		if idx, ok := r.live[seq]; ok && int(idx) == i {
+			r.held[seq] = r.batch[i]
 			r.live[seq] = -1
 		}
 	}

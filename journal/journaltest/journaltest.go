@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"WriteGet", testWriteGet},
 		{"Upsert", testUpsert},
+		{"Duplicates", testDuplicates},
 		{"ListFilters", testListFilters},
 		{"Paging", testPaging},
 		{"Summary", testSummary},
@@ -133,6 +134,23 @@ func testWriteGet(t *testing.T, s journal.Store) {
 	}
 	if tl := got.Timeline(); len(tl) != 4 || tl[3].What != "failed" || tl[3].Detail != "not_found: no such pot" {
 		t.Errorf("Timeline = %+v", tl)
+	}
+}
+
+// testDuplicates: a batch that holds a record twice (its end seen twice)
+// writes it once, as its last copy says.
+func testDuplicates(t *testing.T, s journal.Store) {
+	first := rec(1, 1, 0)
+	first.Status, first.Code = journal.StatusFailed, "internal"
+	last := rec(1, 1, 0)
+	write(t, s, first, rec(1, 2, 1), last)
+	got, err := s.Get(context.Background(), last.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecord(t, got, last)
+	if sum, err := s.Summary(context.Background(), journal.Window{}); err != nil || sum.Total != 2 || sum.Completed != 2 {
+		t.Errorf("Summary = %+v, %v; want 2 completed", sum, err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -115,6 +116,21 @@ var (
 	}()
 )
 
+// lastOfEach returns recs, but of records sharing an id only the last:
+// one statement may not upsert a row twice.
+func lastOfEach(recs []journal.Record) []*journal.Record {
+	all := make([]*journal.Record, 0, len(recs))
+	seen := make(map[journal.ID]bool, len(recs))
+	for i := len(recs) - 1; i >= 0; i-- {
+		if !seen[recs[i].ID] {
+			seen[recs[i].ID] = true
+			all = append(all, &recs[i])
+		}
+	}
+	slices.Reverse(all)
+	return all
+}
+
 // columns returns recs as one array literal per column, in pgTypes order.
 func columns(recs []*journal.Record) []any {
 	c := columnSink{cols: make([][]byte, len(pgTypes))}
@@ -179,10 +195,7 @@ func appendQuoted(dst []byte, v string) []byte {
 }
 
 func write(ctx context.Context, _ *sql.Conn, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error) {
-	all := make([]*journal.Record, len(recs))
-	for i := range recs {
-		all[i] = &recs[i]
-	}
+	all := lastOfEach(recs)
 	rows, err := tx.QueryContext(ctx, upsert, columns(all)...)
 	if err != nil {
 		return nil, err
