@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -179,9 +180,12 @@ func TestBrowser(t *testing.T) {
 	defer tcancel()
 	start := time.Now()
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	// text reads an element's text in one script: the page re-renders
+	// with live data, and a node found first and read after may be gone.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(tctx, chromedp.Text(css(sel)))
+		q, _ := json.Marshal(sel)
+		s, err := chromedp.Run(tctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%s).innerText`, q)))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
