@@ -102,8 +102,9 @@ func (ob *observer) start(b *broker.Broker) {
 			}
 		}()
 	}
-	metricsEvents := ob.bus.Subscribe("metrics", 8192).C
-	run(func() error { return rec.Run(ctx, metricsEvents) })
+	// Metrics are counters: the bus updates them itself, which spares a
+	// goroutine woken for every burst of events.
+	ob.bus.Handle(rec.Observe)
 	if ob.recorder != nil {
 		journalEvents := ob.bus.Subscribe("journal", 32768).C
 		run(func() error { return ob.recorder.Run(ctx, journalEvents) })

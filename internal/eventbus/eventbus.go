@@ -59,17 +59,33 @@ func (s *Subscription) Delivered() uint64 { return s.delivered.Load() }
 type Bus struct {
 	in <-chan broker.Event
 
-	mu     sync.Mutex
-	subs   atomic.Pointer[[]*Subscription] // copy on write under mu
-	closed bool
-	read   atomic.Uint64
+	mu       sync.Mutex
+	subs     atomic.Pointer[[]*Subscription]      // copy on write under mu
+	handlers atomic.Pointer[[]func(broker.Event)] // copy on write under mu
+	closed   bool
+	read     atomic.Uint64
 }
 
 // New returns a Bus that reads in. It reads nothing until Run.
 func New(in <-chan broker.Event) *Bus {
 	b := &Bus{in: in}
 	b.subs.Store(new([]*Subscription))
+	b.handlers.Store(new([]func(broker.Event)))
 	return b
+}
+
+// Handle adds a function that Run calls with each event, in Run's own
+// goroutine, before it copies the event to the subscriptions. It spares a
+// reader its goroutine: no channel and no thread to wake per burst of
+// events. fn must be quick and must not block (counters and histograms,
+// not I/O): while it runs, the Bus reads nothing, and once the broker's
+// channel is full the broker drops events. Events read before Handle
+// returns are not given to fn.
+func (b *Bus) Handle(fn func(broker.Event)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	hs := append(slices.Clone(*b.handlers.Load()), fn)
+	b.handlers.Store(&hs)
 }
 
 // Subscribe adds a reader named name (for Stats and metrics) with a buffer
@@ -115,6 +131,9 @@ func (b *Bus) Run(ctx context.Context) error {
 // publish copies e to every subscription without blocking. Only Run calls
 // it, so it never races with stop closing the channels.
 func (b *Bus) publish(e broker.Event) {
+	for _, fn := range *b.handlers.Load() {
+		fn(e)
+	}
 	for _, s := range *b.subs.Load() {
 		select {
 		case s.ch <- e:

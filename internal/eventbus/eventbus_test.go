@@ -14,6 +14,8 @@ func TestFanOut(t *testing.T) {
 	bus := New(in)
 	fast := bus.Subscribe("fast", 100)
 	slow := bus.Subscribe("slow", 2)
+	var handled []uint64 // Run's goroutine appends; read after Run returns
+	bus.Handle(func(e broker.Event) { handled = append(handled, e.Seq) })
 	done := make(chan error, 1)
 	go func() { done <- bus.Run(context.Background()) }()
 
@@ -32,6 +34,9 @@ func TestFanOut(t *testing.T) {
 		t.Fatalf("Run = %v; want nil after the input closed", err)
 	}
 
+	if len(handled) != n+1 || handled[0] != 1 || handled[n] != n+1 {
+		t.Errorf("the handler saw %v; want every event in order, 1 to %d", handled, n+1)
+	}
 	var got []uint64
 	for e := range fast.C {
 		got = append(got, e.Seq)
