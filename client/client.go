@@ -409,7 +409,11 @@ func (c *Client) dispatch(it sendItem) bool {
 		if gone {
 			return true
 		}
-		if cn.batches {
+		// A Raw call goes alone: the broker answers a request from a
+		// batch in a batch at the end of its turn, after answers to plain
+		// requests sent later, and plain mmi.service answers are matched
+		// to their requests by order (conn.mmiSent).
+		if cn.batches && !it.om.raw {
 			if cn.batch.Len() > 0 && !cn.batch.Add(it.om.frames) {
 				c.sendBatch(cn) // full: send it, then start the next
 				if cn.full {
@@ -450,6 +454,9 @@ func (c *Client) assign(it sendItem, cn *conn) (q queuedSend, gone bool) {
 		if c.raw.phase != rawIdle {
 			c.raw.cn = cn
 		}
+		if string(om.service) == mdp.MMIService {
+			cn.mmiSent = append(cn.mmiSent, false) // its answer is not a probe's
+		}
 		return q, false
 	}
 	q.cl = c.pending[om.id]
@@ -489,6 +496,9 @@ func (c *Client) sent(q queuedSend, err error) bool {
 	}
 	if om.raw && c.raw.cn == cn {
 		c.raw.cn = nil
+	}
+	if om.raw && string(om.service) == mdp.MMIService {
+		cn.unsentRawMMI()
 	}
 	c.mu.Unlock()
 	if errors.Is(err, zsock.ErrAgain) {
@@ -613,10 +623,15 @@ func (c *Client) handle(cn *conn, frames [][]byte) {
 		c.malformed("unexpected command", fmt.Errorf("%s in MDP/0.%d", msg.Command, msg.Version))
 		return
 	}
-	if cn.probes > 0 && msg.Version == 1 && string(msg.Service) == mdp.MMIService && !mdp.IsEnvelope(msg.Body) {
-		cn.probes-- // the answer to a probe: it has done its work
-		cn.batches = len(msg.Body) == 1 && string(msg.Body[0]) == mdp.MMIFound
-		return
+	if len(cn.mmiSent) > 0 && msg.Version == 1 && string(msg.Service) == mdp.MMIService && !mdp.IsEnvelope(msg.Body) {
+		probe := cn.mmiSent[0]
+		cn.mmiSent = cn.mmiSent[1:]
+		if probe {
+			cn.probes-- // the answer to a probe: it has done its work
+			cn.batches = len(msg.Body) == 1 && string(msg.Body[0]) == mdp.MMIFound
+			return
+		}
+		// Else the answer to a Raw call, delivered below.
 	}
 	rep, err := mdp.ParseReply(msg.Body)
 	if err != nil {

@@ -23,8 +23,13 @@ type conn struct {
 	lastProbe time.Time // the last probe attempt
 	misses    int       // probe attempts in a row that could not be sent
 	probes    int       // probes sent and not answered, whose answers handle swallows
-	heardOnce bool      // the broker has answered at least once
-	full      bool      // a send found no room during this flush
+	// mmiSent holds the mmi.service requests sent and not answered, oldest
+	// first: true for a probe, false for a Raw call. Their plain answers
+	// do not say which request they answer, but a broker answers MMI in
+	// the order it receives it, so each answer goes to the oldest.
+	mmiSent   []bool
+	heardOnce bool // the broker has answered at least once
+	full      bool // a send found no room during this flush
 	// waiting is when the client began to wait for an answer it has not
 	// had (a call or a probe sent since the broker was last heard from);
 	// zero while it expects none. Silence only counts while waiting: an
@@ -242,6 +247,19 @@ func (c *Client) probe(cn *conn, now time.Time) {
 	}
 	cn.misses = 0
 	cn.probes++
+	cn.mmiSent = append(cn.mmiSent, true)
+}
+
+// unsentRawMMI takes back the entry mmiSent got for a Raw call to
+// mmi.service that could not be sent: the last Raw entry, since the one
+// Raw call in flight is queued after the probes already sent.
+func (cn *conn) unsentRawMMI() {
+	for i := len(cn.mmiSent) - 1; i >= 0; i-- {
+		if !cn.mmiSent[i] {
+			cn.mmiSent = slices.Delete(cn.mmiSent, i, i+1)
+			return
+		}
+	}
 }
 
 // heard records a message from cn: proof of life, and a dead broker's
@@ -267,6 +285,7 @@ func (c *Client) heard(cn *conn, now time.Time) {
 func (c *Client) markDead(cn *conn, now time.Time) {
 	cn.alive.Store(false)
 	cn.probes = 0 // answers to probes sent so far no longer count
+	cn.mmiSent = cn.mmiSent[:0]
 	cn.waiting = time.Time{}
 	cn.batches = false // it may come back as another broker; its next answer says
 	silent := now.Sub(cn.lastRecv).Round(time.Millisecond)

@@ -745,3 +745,56 @@ func newFreezer(t *testing.T, target string) *freezer {
 }
 
 func (f *freezer) freeze() { f.frozen.Store(true) }
+
+// TestRawMMIServiceAmongProbes: a Raw call to mmi.service while the
+// client's own probes (also mmi.service requests) are unanswered gets its
+// own answer, and the probes theirs: answers come back in the order the
+// requests went.
+func TestRawMMIServiceAmongProbes(t *testing.T) {
+	_, ep := testbroker.Start(t)
+	release := make(chan struct{})
+	startTeaWorker(t, []string{ep}, func(ctx context.Context, _ *worker.Request) ([]byte, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	// A call kept in flight and a heartbeat this short have the client
+	// probe the broker whenever it has been silent for a millisecond:
+	// often while a Raw call waits for its answer.
+	c := newMulti(t, []string{ep}, WithHeartbeat(time.Millisecond, 1000))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		infos, _ := c.Services(testCtx(t))
+		if len(infos) > 0 && infos[0].Ready > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tea worker never became ready")
+		}
+	}
+	held := async(func() error { _, err := c.Invoke(testCtx(t), "tea.brew", nil); return err })
+	defer func() {
+		close(release)
+		if err := await(t, held); err != nil {
+			t.Errorf("held call: %v", err)
+		}
+	}()
+	wrong := 0
+	for i := 0; i < 300; i++ {
+		body, err := c.Raw(testCtx(t), mdp.MMIService, []byte("nosuch"))
+		if err != nil {
+			t.Fatalf("Raw %d: %v", i, err)
+		}
+		if len(body) != 1 || string(body[0]) != mdp.MMINotFound {
+			wrong++
+		}
+		time.Sleep(time.Duration(i%3) * time.Millisecond)
+	}
+	if wrong > 0 {
+		t.Errorf("%d of 300 Raw calls to mmi.service about an unknown service got another answer than %s", wrong, mdp.MMINotFound)
+	}
+	if s := c.Stats(); s.Calls < 300 {
+		t.Errorf("Calls = %d", s.Calls)
+	}
+}
