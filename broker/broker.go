@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -173,6 +174,14 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 		}
 		b.flushBatches()
+		if b.cfg.DedicatedThread {
+			// Let the goroutines this turn readied (the event bus, callers
+			// of Stats and Post) run here before the thread blocks in
+			// epoll_wait holding its P: otherwise they wait for another
+			// thread to steal them or for sysmon to take the P back.
+			// Bench defaults: 8-20% more requests a second.
+			runtime.Gosched()
+		}
 		if b.draining && len(b.inFlight) == 0 && b.forwardedCount() == 0 {
 			b.disconnectAll()
 			b.stopped = true
