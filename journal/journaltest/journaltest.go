@@ -10,8 +10,10 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/broker"
@@ -31,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"WriteGet", testWriteGet},
 		{"Upsert", testUpsert},
 		{"Duplicates", testDuplicates},
+		{"OddText", testOddText},
 		{"ListFilters", testListFilters},
 		{"Paging", testPaging},
 		{"Summary", testSummary},
@@ -151,6 +154,32 @@ func testDuplicates(t *testing.T, s journal.Store) {
 	sameRecord(t, got, last)
 	if sum, err := s.Summary(context.Background(), journal.Window{}); err != nil || sum.Total != 2 || sum.Completed != 2 {
 		t.Errorf("Summary = %+v, %v; want 2 completed", sum, err)
+	}
+}
+
+// testOddText: names and messages come from callers, so they may hold any
+// bytes; a record with a NUL or bytes that are not UTF-8 is still written
+// (PostgreSQL's text takes neither), as given or as valid UTF-8, and the
+// batch around it too.
+func testOddText(t *testing.T, s journal.Store) {
+	odd := rec(1, 1, 0)
+	odd.Method, odd.RequestID = "br\x00ew", "id-\xff\xfe"
+	odd.Status, odd.Code, odd.Message = journal.StatusFailed, "internal", "half a rune: \xc3"
+	write(t, s, rec(1, 2, 1), odd, rec(1, 3, 2))
+	ctx := context.Background()
+	got, err := s.Get(ctx, odd.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ name, got, want string }{
+		{"method", got.Method, odd.Method}, {"request id", got.RequestID, odd.RequestID}, {"message", got.Message, odd.Message},
+	} {
+		if f.got != f.want && (!utf8.ValidString(f.got) || strings.ContainsRune(f.got, 0) || f.got == "") {
+			t.Errorf("%s = %q; want %q or it as valid UTF-8 without NUL", f.name, f.got, f.want)
+		}
+	}
+	if sum, err := s.Summary(ctx, journal.Window{}); err != nil || sum.Total != 3 {
+		t.Errorf("Summary = %+v, %v; want the 3 records", sum, err)
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/domo-framework/domo/journal"
 )
@@ -183,6 +185,7 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	recs = validText(recs)
 	conn, err := s.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("journal: write: %w", err)
@@ -205,6 +208,38 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	}
 	return nil
 }
+
+// validText returns recs with every text valid UTF-8 and free of NUL: a
+// copy if any record needs mending, else recs itself. Service and method
+// names, request ids and messages come from callers, and PostgreSQL's text
+// takes neither a NUL nor bytes that are not UTF-8: one such record made
+// the whole batch fail. SQLite would keep them; both stores mend them
+// alike, so they answer alike.
+func validText(recs []journal.Record) []journal.Record {
+	var out []journal.Record
+	for i := range recs {
+		if !slices.ContainsFunc(textFields(&recs[i]), badText) {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(recs)
+		}
+		for _, f := range textFields(&out[i]) {
+			*f = strings.ReplaceAll(strings.ToValidUTF8(*f, "\uFFFD"), "\x00", "\uFFFD")
+		}
+	}
+	if out == nil {
+		return recs
+	}
+	return out
+}
+
+// textFields are r's text columns.
+func textFields(r *journal.Record) []*string {
+	return []*string{&r.Broker, &r.RequestID, &r.Service, &r.Method, &r.Client, &r.Worker, &r.Code, &r.Message}
+}
+
+func badText(s *string) bool { return !utf8.ValidString(*s) || strings.IndexByte(*s, 0) >= 0 }
 
 // trimChunk bounds one DELETE, so that writes interleave with a long trim.
 const trimChunk = 10_000
