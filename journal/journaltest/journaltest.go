@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -158,14 +159,16 @@ func testDuplicates(t *testing.T, s journal.Store) {
 }
 
 // testOddText: names and messages come from callers, so they may hold any
-// bytes; a record with a NUL or bytes that are not UTF-8 is still written
-// (PostgreSQL's text takes neither), as given or as valid UTF-8, and the
-// batch around it too.
+// bytes at any length; a record with a NUL, bytes that are not UTF-8 or a
+// name longer than an index entry may be is still written (PostgreSQL
+// takes none of these), as given or mended, and the batch around it too.
 func testOddText(t *testing.T, s journal.Store) {
 	odd := rec(1, 1, 0)
 	odd.Method, odd.RequestID = "br\x00ew", "id-\xff\xfe"
 	odd.Status, odd.Code, odd.Message = journal.StatusFailed, "internal", "half a rune: \xc3"
-	write(t, s, rec(1, 2, 1), odd, rec(1, 3, 2))
+	long := rec(1, 4, 3) // names far longer than an index entry may be, and not compressible
+	long.Service, long.Method, long.RequestID = randomText(100_000, "sv"), randomText(50_000, "éè"), randomText(100_000, "ab")
+	write(t, s, rec(1, 2, 1), odd, rec(1, 3, 2), long)
 	ctx := context.Background()
 	got, err := s.Get(ctx, odd.ID)
 	if err != nil {
@@ -178,9 +181,33 @@ func testOddText(t *testing.T, s journal.Store) {
 			t.Errorf("%s = %q; want %q or it as valid UTF-8 without NUL", f.name, f.got, f.want)
 		}
 	}
-	if sum, err := s.Summary(ctx, journal.Window{}); err != nil || sum.Total != 3 {
-		t.Errorf("Summary = %+v, %v; want the 3 records", sum, err)
+	got, err = s.Get(ctx, long.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, v := range []string{got.Service, got.Method, got.RequestID} {
+		if !utf8.ValidString(v) || len(v) == 0 || len(v) >= 100_000 {
+			t.Errorf("a long name came back as %d bytes; want it cut, valid UTF-8", len(v))
+		}
+	}
+	if !strings.HasPrefix(long.Method, strings.TrimSuffix(got.Method, "…")) {
+		t.Errorf("long method came back as %.40q...; want a prefix of it", got.Method)
+	}
+	if sum, err := s.Summary(ctx, journal.Window{}); err != nil || sum.Total != 4 {
+		t.Errorf("Summary = %+v, %v; want the 4 records", sum, err)
+	}
+}
+
+// randomText returns n runes drawn from letters by a fixed pseudo-random
+// sequence.
+func randomText(n int, letters string) string {
+	rs := []rune(letters)
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(len(rs))))
+	var b strings.Builder
+	for range n {
+		b.WriteRune(rs[rng.IntN(len(rs))])
+	}
+	return b.String()
 }
 
 func testUpsert(t *testing.T, s journal.Store) {

@@ -209,23 +209,24 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	return nil
 }
 
-// validText returns recs with every text valid UTF-8 and free of NUL: a
-// copy if any record needs mending, else recs itself. Service and method
-// names, request ids and messages come from callers, and PostgreSQL's text
-// takes neither a NUL nor bytes that are not UTF-8: one such record made
-// the whole batch fail. SQLite would keep them; both stores mend them
-// alike, so they answer alike.
+// validText returns recs with every text valid UTF-8, free of NUL and
+// within its length bound: a copy if any record needs mending, else recs
+// itself. Service and method names, request ids and messages come from
+// callers, and one record PostgreSQL cannot take fails its whole batch:
+// its text takes neither a NUL nor bytes that are not UTF-8, and an index
+// entry over about 2.7 KB is refused. SQLite would keep them; both stores
+// mend them alike, so they answer alike.
 func validText(recs []journal.Record) []journal.Record {
 	var out []journal.Record
 	for i := range recs {
-		if !slices.ContainsFunc(textFields(&recs[i]), badText) {
+		if !slices.ContainsFunc(textFields(&recs[i]), textField.bad) {
 			continue
 		}
 		if out == nil {
 			out = slices.Clone(recs)
 		}
 		for _, f := range textFields(&out[i]) {
-			*f = strings.ReplaceAll(strings.ToValidUTF8(*f, "\uFFFD"), "\x00", "\uFFFD")
+			f.mend()
 		}
 	}
 	if out == nil {
@@ -234,12 +235,36 @@ func validText(recs []journal.Record) []journal.Record {
 	return out
 }
 
-// textFields are r's text columns.
-func textFields(r *journal.Record) []*string {
-	return []*string{&r.Broker, &r.RequestID, &r.Service, &r.Method, &r.Client, &r.Worker, &r.Code, &r.Message}
+// textField is a text column of a record and the most bytes it keeps:
+// the indexed ones well within PostgreSQL's bound on an index entry.
+type textField struct {
+	s   *string
+	max int
 }
 
-func badText(s *string) bool { return !utf8.ValidString(*s) || strings.IndexByte(*s, 0) >= 0 }
+func textFields(r *journal.Record) []textField {
+	return []textField{{&r.Broker, 256}, {&r.RequestID, 256}, {&r.Service, 256}, {&r.Method, 256},
+		{&r.Client, 512}, {&r.Worker, 512}, {&r.Code, 256}, {&r.Message, 8192}}
+}
+
+func (f textField) bad() bool {
+	return len(*f.s) > f.max || !utf8.ValidString(*f.s) || strings.IndexByte(*f.s, 0) >= 0
+}
+
+// mend makes the text valid UTF-8 (U+FFFD for what is not, and for NUL)
+// and cuts it at a rune boundary within max bytes, marking the cut with
+// an ellipsis.
+func (f textField) mend() {
+	v := strings.ReplaceAll(strings.ToValidUTF8(*f.s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(v) > f.max {
+		n := f.max - len("…")
+		for n > 0 && !utf8.RuneStart(v[n]) {
+			n--
+		}
+		v = v[:n] + "…"
+	}
+	*f.s = v
+}
 
 // trimChunk bounds one DELETE, so that writes interleave with a long trim.
 const trimChunk = 10_000
