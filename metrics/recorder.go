@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -177,6 +179,7 @@ func (r *Recorder) labels(service, method string, code domo.Code) (string, strin
 	case domo.CodeUnknownMethod:
 		method = LabelUnknown
 	}
+	service, method = labelValue(service), labelValue(method)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := [2]string{service, method}
@@ -198,6 +201,7 @@ func (r *Recorder) labels(service, method string, code domo.Code) (string, strin
 // like labels: a request is dispatched only to a service some worker or
 // peer offers.
 func (r *Recorder) service(service string) string {
+	service = labelValue(service)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.services[service]; ok {
@@ -208,4 +212,15 @@ func (r *Recorder) service(service string) string {
 	}
 	r.services[service] = struct{}{}
 	return service
+}
+
+// labelValue returns v as Prometheus takes a label value: valid UTF-8, with
+// U+FFFD for what is not. Names come from callers, and a label value that
+// is not UTF-8 makes the client library panic (WithLabelValues,
+// MustNewConstMetric), which took the broker down.
+func labelValue(v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
 }

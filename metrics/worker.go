@@ -112,6 +112,7 @@ func (m *HandlerMetrics) Collect(ch chan<- prometheus.Metric) { m.duration.Colle
 // Wrap returns h timed under service and method. A panic in h is timed as
 // "internal" and passed on to the worker, which recovers it.
 func (m *HandlerMetrics) Wrap(service, method string, h worker.Handler) worker.Handler {
+	service, method = labelValue(service), labelValue(method)
 	return worker.HandlerFunc(func(ctx context.Context, req *worker.Request) (out []byte, err error) {
 		start := time.Now()
 		status := string(domo.CodeInternal)

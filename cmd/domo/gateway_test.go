@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/domo-framework/domo/internal/zsock"
+	"github.com/domo-framework/domo/mdp"
 	"io"
 	"net/http"
 	"os"
@@ -161,5 +163,45 @@ func TestParseRules(t *testing.T) {
 		if _, err := parseRules([]string{bad}); err == nil {
 			t.Errorf("parseRules(%q) = nil error; want one", bad)
 		}
+	}
+}
+
+// TestBrokerSurvivesNamesNotUTF8: a plain MDP client may ask for a service
+// whose name is not UTF-8; when its request expires unanswered, the
+// request metrics get that name as a label. That panicked in the
+// Prometheus client and took the broker down; the name is mended instead.
+func TestBrokerSurvivesNamesNotUTF8(t *testing.T) {
+	t.Parallel()
+	p, ep := startBroker(t, "--http", "127.0.0.1:0", "--request-ttl", "200ms")
+	base := p.waitFor(gatewayListening)[1]
+	s, err := zsock.New(zsock.Dealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send([][]byte{nil, []byte(mdp.ClientV1), []byte("\xff\xfe"), []byte("hello")}, true); err != nil {
+		t.Fatal(err)
+	}
+	want := "domo_requests_total{method=\"_mdp\",service=\"\uFFFD\",status=\"dropped\"} 1"
+	var metrics []byte
+	for deadline := time.Now().Add(runTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics: %v (the broker died?) stderr:\n%s", err, p.stderr.String())
+		}
+		metrics, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(metrics, []byte(want)) {
+			break
+		}
+	}
+	if !bytes.Contains(metrics, []byte(want)) {
+		t.Fatalf("GET /metrics lacks %s:\n%s", want, metrics)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("domo broker: exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
 	}
 }

@@ -1,0 +1,59 @@
+package metrics
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/domo-framework/domo"
+	"github.com/domo-framework/domo/broker"
+	"github.com/domo-framework/domo/mdp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type fixedStats broker.Stats
+
+func (f fixedStats) Stats(context.Context) (broker.Stats, error) { return broker.Stats(f), nil }
+
+// TestLabelsNotUTF8: names that are not UTF-8 (a plain MDP client may ask
+// for any service name) become label values with U+FFFD; the client
+// library panics on them otherwise, which took the broker down.
+func TestLabelsNotUTF8(t *testing.T) {
+	rec := NewRecorder()
+	now := time.Now()
+	for _, e := range []broker.Event{
+		{Kind: broker.Dispatched, Service: "tea\xff", Method: "brew", Time: now, Received: now},
+		{Kind: broker.Completed, Service: "tea\xff", Method: "br\xfeew", Time: now, Received: now},
+		{Kind: broker.Failed, Service: "tea\xff", Method: "brew", Code: domo.CodeInternal, Time: now, Received: now},
+		{Kind: broker.Dropped, Service: "\xff\xfe", Time: now, Received: now},
+	} {
+		rec.Observe(e)
+	}
+	coll := NewBrokerCollector(fixedStats{Services: []mdp.ServiceInfo{{Name: "q\xffq", Queued: 3}}}, time.Second)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(rec, coll)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, f := range families {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if strings.Contains(l.GetValue(), "\uFFFD") {
+					seen = append(seen, f.GetName()+"{"+l.GetValue()+"}")
+				}
+			}
+		}
+	}
+	for _, want := range []string{"domo_requests_total{tea\uFFFD}", "domo_requests_total{\uFFFD}", "domo_broker_queue_depth{q\uFFFDq}"} {
+		found := false
+		for _, s := range seen {
+			found = found || s == want
+		}
+		if !found {
+			t.Errorf("no series %s among %v", want, seen)
+		}
+	}
+}
