@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,13 @@ func TestLabelsNotUTF8(t *testing.T) {
 		{Kind: broker.Completed, Service: "tea\xff", Method: "br\xfeew", Time: now, Received: now},
 		{Kind: broker.Failed, Service: "tea\xff", Method: "brew", Code: domo.CodeInternal, Time: now, Received: now},
 		{Kind: broker.Dropped, Service: "\xff\xfe", Time: now, Received: now},
+		{Kind: broker.Failed, Service: "tea", Method: "brew", Code: "bad\xffcode", Time: now, Received: now},
 	} {
 		rec.Observe(e)
+	}
+	// Error codes come from workers: beyond MaxStatuses they share one label.
+	for i := range MaxStatuses + 10 {
+		rec.Observe(broker.Event{Kind: broker.Failed, Service: "tea", Method: "brew", Code: domo.Code(fmt.Sprint("code_", i)), Time: now, Received: now})
 	}
 	coll := NewBrokerCollector(fixedStats{Services: []mdp.ServiceInfo{{Name: "q\xffq", Queued: 3}}}, time.Second)
 	reg := prometheus.NewRegistry()
@@ -46,6 +52,22 @@ func TestLabelsNotUTF8(t *testing.T) {
 				}
 			}
 		}
+	}
+	statuses := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "domo_requests_total" {
+			continue
+		}
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "status" {
+					statuses[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(statuses) > MaxStatuses+3 || !statuses[LabelOther] || !statuses["bad\uFFFDcode"] {
+		t.Errorf("%d statuses (want at most %d and %s, bad\uFFFDcode among them): %v", len(statuses), MaxStatuses+3, LabelOther, statuses)
 	}
 	for _, want := range []string{"domo_requests_total{tea\uFFFD}", "domo_requests_total{\uFFFD}", "domo_broker_queue_depth{q\uFFFDq}"} {
 		found := false

@@ -61,6 +61,7 @@ type Recorder struct {
 	maxSeries int
 	pairs     map[[2]string]struct{}
 	services  map[string]struct{}
+	statuses  map[string]struct{} // error codes seen, at most MaxStatuses
 }
 
 // RecorderOption configures a Recorder.
@@ -109,6 +110,7 @@ func NewRecorder(opts ...RecorderOption) *Recorder {
 		maxSeries: DefaultMaxSeries,
 		pairs:     make(map[[2]string]struct{}),
 		services:  make(map[string]struct{}),
+		statuses:  make(map[string]struct{}),
 	}
 	for _, o := range opts {
 		o(r)
@@ -154,10 +156,7 @@ func (r *Recorder) Observe(e broker.Event) {
 	case broker.Completed, broker.Failed:
 		status := StatusOK
 		if e.Kind == broker.Failed {
-			status = string(e.Code)
-			if status == "" {
-				status = string(domo.CodeInternal)
-			}
+			status = r.status(e.Code)
 		}
 		svc, method := r.labels(e.Service, e.Method, e.Code)
 		r.requests.WithLabelValues(svc, method, status).Inc()
@@ -195,6 +194,29 @@ func (r *Recorder) labels(service, method string, code domo.Code) (string, strin
 	r.pairs[key] = struct{}{}
 	r.services[service] = struct{}{}
 	return service, method
+}
+
+// MaxStatuses bounds the error codes the Recorder keeps apart in the
+// status label; codes come from workers (applications may define their
+// own), and later ones are counted under LabelOther.
+const MaxStatuses = 64
+
+// status returns the status label of a request that failed with code.
+func (r *Recorder) status(code domo.Code) string {
+	if code == "" {
+		return string(domo.CodeInternal)
+	}
+	s := labelValue(string(code))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.statuses[s]; ok {
+		return s
+	}
+	if len(r.statuses) >= MaxStatuses {
+		return LabelOther
+	}
+	r.statuses[s] = struct{}{}
+	return s
 }
 
 // service returns the service label for a dispatched request, bounded

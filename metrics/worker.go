@@ -131,7 +131,7 @@ func statusOf(err error) string {
 	}
 	var de *domo.Error
 	if errors.As(err, &de) && de.Code != "" {
-		return string(de.Code)
+		return labelValue(string(de.Code))
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
