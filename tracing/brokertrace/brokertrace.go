@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/domo-framework/domo"
 	"github.com/domo-framework/domo/broker"
 	"github.com/domo-framework/domo/tracing"
 )
@@ -129,6 +130,13 @@ func (t *Tracer) Open() (open int, skipped uint64) {
 // Observe handles one event. It does not block on I/O (span export is the
 // tracer provider's, batched).
 func (t *Tracer) Observe(e broker.Event) {
+	// Names, ids and messages come from callers and workers; a span with
+	// text that is not UTF-8 fails the export of its whole batch (OTLP is
+	// protobuf, whose strings must be UTF-8).
+	for _, f := range []*string{&e.Service, &e.Method, &e.RequestID, &e.Worker, &e.Message} {
+		*f = tracing.ValidUTF8(*f)
+	}
+	e.Code = domo.Code(tracing.ValidUTF8(string(e.Code)))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e.Kind == broker.Received {

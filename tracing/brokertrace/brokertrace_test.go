@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -277,4 +278,33 @@ func attr(s tracetest.SpanStub, key attribute.Key) string {
 		}
 	}
 	return ""
+}
+
+// TestNamesNotUTF8: text from the wire that is not UTF-8 reaches the spans
+// mended; left as it was, it failed the OTLP export of the whole batch.
+func TestNamesNotUTF8(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	tr := brokertrace.New(tp, brokertrace.WithRootSpans())
+	t0 := time.Now()
+	e := broker.Event{Kind: broker.Received, Seq: 1, Service: "tea\xff", Method: "br\xfeew", RequestID: "r\xc3", Received: t0, Time: t0}
+	tr.Observe(e)
+	e.Kind, e.Worker, e.Code, e.Message = broker.Failed, "w\xff", "bad\xff", "boom \xff"
+	tr.Observe(e)
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("got %d spans; want the queue span", len(spans))
+	}
+	s := spans[0]
+	if s.Name != "broker.queue tea\uFFFD.br\uFFFDew" {
+		t.Errorf("span name %q", s.Name)
+	}
+	for _, kv := range s.Attributes {
+		if !utf8.ValidString(kv.Value.Emit()) {
+			t.Errorf("attribute %s = %q is not UTF-8", kv.Key, kv.Value.Emit())
+		}
+	}
+	if !utf8.ValidString(s.Status.Description) {
+		t.Errorf("status %q is not UTF-8", s.Status.Description)
+	}
 }
