@@ -125,6 +125,32 @@ func TestUnknownServiceIsRefusedForDomoClients(t *testing.T) {
 	}
 }
 
+// TestMaxServices: requests for services no worker offers wait in queues
+// of their own only up to Config.MaxServices services; past it they are
+// answered overloaded, and a worker's service is still taken.
+func TestMaxServices(t *testing.T) {
+	b, ep := testbroker.Start(t, func(c *broker.Config) { c.MaxServices = 2 })
+	c := dial(t, ep)
+	c.sendMsg(clientV1("one", []byte("x")))
+	c.sendMsg(clientV1("two", []byte("x")))
+	c.sendMsg(clientV1("three", []byte("x")))
+	rep := replyEnvelope(t, c.expect("reply for a third service"))
+	if err := rep.Err(); !errors.Is(err, domo.ErrOverloaded) {
+		t.Fatalf("third service's request = %v; want overloaded", err)
+	}
+	c.expectNothing("replies for the two queued", 50*time.Millisecond)
+	w := plainWorker(t, ep, "echo") // a fourth service, offered: taken
+	waitWorkers(t, b, 1)
+	if s := stats(t, b); s.Counters.Overloaded != 1 || len(s.Services) == 0 {
+		t.Fatalf("stats %+v; want one overloaded answer and the echo service", s)
+	}
+	c.sendMsg(clientV1("echo", []byte("hi")))
+	w.sendMsg(reply(w.expect("echo request"), []byte("hi")))
+	if got := c.expect("echo reply"); string(got.Body[0]) != "hi" {
+		t.Fatalf("echo reply = %q", got.Body)
+	}
+}
+
 func TestCreditAllowsManyRequestsInFlight(t *testing.T) {
 	b, ep := testbroker.Start(t)
 	w := domoWorker(t, ep, "tea", "3")

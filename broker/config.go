@@ -23,6 +23,14 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	HeartbeatLiveness int
 
+	// MaxServices bounds the services the broker keeps (default 10,000).
+	// A plain MDP client's request for a service no worker offers waits
+	// in a queue of its own, as RFC 7 asks, so without a bound a client
+	// naming new services could grow the broker without end; past it,
+	// such requests are answered overloaded. Services workers offer are
+	// always taken.
+	MaxServices int
+
 	// QueueLimit bounds each service's queue of requests waiting for a
 	// worker. A request beyond it is answered "overloaded" at once.
 	QueueLimit int
@@ -93,6 +101,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 2500 * time.Millisecond,
 		HeartbeatLiveness: 3,
 		QueueLimit:        10000,
+		MaxServices:       10000,
 		RequestTTL:        60 * time.Second,
 		StartupGrace:      7500 * time.Millisecond,
 		Limits:            mdp.DefaultLimits(),
@@ -114,6 +123,9 @@ func (c *Config) validate() error {
 	}
 	if c.RequestTTL <= 0 {
 		c.RequestTTL = 60 * time.Second
+	}
+	if c.MaxServices <= 0 {
+		c.MaxServices = 10000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -129,6 +129,11 @@ func (b *Broker) onClient(identity []byte, msg *mdp.Message) {
 			b.replyError(r, domo.Errorf(domo.CodeUnknownService, "no worker offers service %q", msg.Service))
 			return
 		}
+		if svc == nil && len(b.services) >= b.cfg.MaxServices {
+			b.counters.Overloaded++
+			b.replyError(r, domo.Errorf(domo.CodeOverloaded, "the broker keeps %d services, none for %q: not queuing for another", b.cfg.MaxServices, msg.Service))
+			return
+		}
 		svc = b.serviceNamed(string(msg.Service)) // wait for a worker, as RFC 7 asks
 		r.service = svc
 	}
