@@ -626,8 +626,7 @@ func (c *Client) handle(cn *conn, frames [][]byte) {
 	if len(cn.mmiSent) > 0 && msg.Version == 1 && string(msg.Service) == mdp.MMIService && !mdp.IsEnvelope(msg.Body) {
 		probe := cn.mmiSent[0]
 		cn.mmiSent = cn.mmiSent[1:]
-		if probe {
-			cn.probes-- // the answer to a probe: it has done its work
+		if probe { // the answer to a probe: it has done its work
 			cn.batches = len(msg.Body) == 1 && string(msg.Body[0]) == mdp.MMIFound
 			return
 		}

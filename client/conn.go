@@ -22,7 +22,6 @@ type conn struct {
 	lastRecv  time.Time // when the broker was last heard from (or the conn was made)
 	lastProbe time.Time // the last probe attempt
 	misses    int       // probe attempts in a row that could not be sent
-	probes    int       // probes sent and not answered, whose answers handle swallows
 	// mmiSent holds the mmi.service requests sent and not answered, oldest
 	// first: true for a probe, false for a Raw call. Their plain answers
 	// do not say which request they answer, but a broker answers MMI in
@@ -191,7 +190,7 @@ func (c *Client) idle() bool {
 // heard from is probed at once.
 func (c *Client) probeAt(cn *conn) time.Time {
 	ivl := c.opts.heartbeat
-	if cn.alive.Load() && cn.probes == 0 && c.idle() {
+	if cn.alive.Load() && !cn.probing() && c.idle() {
 		ivl = c.idleProbeInterval()
 	}
 	if cn.misses > 0 {
@@ -246,9 +245,11 @@ func (c *Client) probe(cn *conn, now time.Time) {
 		return
 	}
 	cn.misses = 0
-	cn.probes++
 	cn.mmiSent = append(cn.mmiSent, true)
 }
+
+// probing reports a probe sent to cn and not answered.
+func (cn *conn) probing() bool { return slices.Contains(cn.mmiSent, true) }
 
 // unsentRawMMI takes back the entry mmiSent got for a Raw call to
 // mmi.service that could not be sent: the last Raw entry, since the one
@@ -267,7 +268,7 @@ func (cn *conn) unsentRawMMI() {
 func (c *Client) heard(cn *conn, now time.Time) {
 	cn.lastRecv = now
 	cn.waiting = time.Time{}
-	if cn.inflight.Load() > 0 || cn.probes > 0 {
+	if cn.inflight.Load() > 0 || cn.probing() {
 		cn.waiting = now // more answers are due: silence from now on counts
 	}
 	if !cn.alive.Load() {
@@ -284,8 +285,7 @@ func (c *Client) heard(cn *conn, now time.Time) {
 // markDead stops sending to cn and moves its calls off it.
 func (c *Client) markDead(cn *conn, now time.Time) {
 	cn.alive.Store(false)
-	cn.probes = 0 // answers to probes sent so far no longer count
-	cn.mmiSent = cn.mmiSent[:0]
+	cn.mmiSent = cn.mmiSent[:0] // answers to probes sent so far no longer count
 	cn.waiting = time.Time{}
 	cn.batches = false // it may come back as another broker; its next answer says
 	silent := now.Sub(cn.lastRecv).Round(time.Millisecond)
