@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -240,9 +239,4 @@ func (r *Recorder) service(service string) string {
 // U+FFFD for what is not. Names come from callers, and a label value that
 // is not UTF-8 makes the client library panic (WithLabelValues,
 // MustNewConstMetric), which took the broker down.
-func labelValue(v string) string {
-	if utf8.ValidString(v) {
-		return v
-	}
-	return strings.ToValidUTF8(v, "\uFFFD")
-}
+func labelValue(v string) string { return strings.ToValidUTF8(v, "\uFFFD") }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -137,23 +136,14 @@ func StartCall(ctx context.Context, name string, attrs ...attribute.KeyValue) (c
 // handler returns.
 func StartHandler(ctx context.Context, h mdp.Headers, service, method string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	ctx = Extract(ctx, h)
-	service, method = ValidUTF8(service), ValidUTF8(method)
+	// Text from the wire goes into the span as valid UTF-8: OTLP is
+	// protobuf, and one span that is not fails the export of its batch.
+	service, method = strings.ToValidUTF8(service, "\uFFFD"), strings.ToValidUTF8(method, "\uFFFD")
 	attrs = append(attrs, AttrSystem.String("domo"), AttrService.String(service), AttrMethod.String(method))
 	if id, ok := h.Get(mdp.HeaderID); ok {
-		attrs = append(attrs, AttrRequestID.String(ValidUTF8(string(id))))
+		attrs = append(attrs, AttrRequestID.String(strings.ToValidUTF8(string(id), "\uFFFD")))
 	}
 	return Tracer().Start(ctx, service+"."+method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-}
-
-// ValidUTF8 returns s, or s with U+FFFD for what is not UTF-8. Span names
-// and attributes taken from the wire need it: OTLP is protobuf, whose
-// strings must be UTF-8, and one span that is not fails the export of its
-// whole batch.
-func ValidUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // Fail records err on span and marks it failed, with the domo error code

@@ -18,6 +18,7 @@ package brokertrace
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,9 +135,9 @@ func (t *Tracer) Observe(e broker.Event) {
 	// text that is not UTF-8 fails the export of its whole batch (OTLP is
 	// protobuf, whose strings must be UTF-8).
 	for _, f := range []*string{&e.Service, &e.Method, &e.RequestID, &e.Worker, &e.Message} {
-		*f = tracing.ValidUTF8(*f)
+		*f = strings.ToValidUTF8(*f, "\uFFFD")
 	}
-	e.Code = domo.Code(tracing.ValidUTF8(string(e.Code)))
+	e.Code = domo.Code(strings.ToValidUTF8(string(e.Code), "\uFFFD"))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e.Kind == broker.Received {
