@@ -455,7 +455,7 @@ func (c *Client) assign(it sendItem, cn *conn) (q queuedSend, gone bool) {
 			c.raw.cn = cn
 		}
 		if string(om.service) == mdp.MMIService {
-			cn.mmiSent = append(cn.mmiSent, false) // its answer is not a probe's
+			cn.mmiSent = append(cn.mmiSent, mmiRequest{at: c.now}) // its answer is not a probe's
 		}
 		return q, false
 	}
@@ -624,9 +624,7 @@ func (c *Client) handle(cn *conn, frames [][]byte) {
 		return
 	}
 	if len(cn.mmiSent) > 0 && msg.Version == 1 && string(msg.Service) == mdp.MMIService && !mdp.IsEnvelope(msg.Body) {
-		probe := cn.mmiSent[0]
-		cn.mmiSent = cn.mmiSent[1:]
-		if probe { // the answer to a probe: it has done its work
+		if cn.answeredMMI() { // the answer to a probe: it has done its work
 			cn.batches = len(msg.Body) == 1 && string(msg.Body[0]) == mdp.MMIFound
 			return
 		}
@@ -649,6 +647,9 @@ func (c *Client) handle(cn *conn, frames [][]byte) {
 		// No id: the broker answering a request that carried none, which
 		// only a Raw call sends (unknown service, overloaded, ...).
 		if !rep.OK() && final {
+			if string(msg.Service) == mdp.MMIService && len(cn.mmiSent) > 0 && !cn.mmiSent[0].probe {
+				cn.answeredMMI() // a Raw mmi.service call the broker refused
+			}
 			c.deliverRaw(msg.Service, result{err: rep.Err()})
 			return
 		}

@@ -23,10 +23,12 @@ type conn struct {
 	lastProbe time.Time // the last probe attempt
 	misses    int       // probe attempts in a row that could not be sent
 	// mmiSent holds the mmi.service requests sent and not answered, oldest
-	// first: true for a probe, false for a Raw call. Their plain answers
-	// do not say which request they answer, but a broker answers MMI in
-	// the order it receives it, so each answer goes to the oldest.
-	mmiSent   []bool
+	// first: probes and Raw calls. Their plain answers do not say which
+	// request they answer, but a broker answers MMI in the order it
+	// receives it, so each answer goes to the oldest. One unanswered for a
+	// liveness period was lost (a reconnection drops what was queued):
+	// tick forgets it.
+	mmiSent   []mmiRequest
 	heardOnce bool // the broker has answered at least once
 	full      bool // a send found no room during this flush
 	// waiting is when the client began to wait for an answer it has not
@@ -226,7 +228,11 @@ func (cn *conn) sent(now time.Time) {
 
 // tick declares silent brokers dead and probes those that are due.
 func (c *Client) tick(now time.Time) {
+	lost := now.Add(-c.deadAfter())
 	for _, cn := range c.conns {
+		for len(cn.mmiSent) > 0 && cn.mmiSent[0].at.Before(lost) {
+			cn.mmiSent = cn.mmiSent[1:] // never answered: lost
+		}
 		if at, ok := c.deadAt(cn); ok && !now.Before(at) {
 			c.markDead(cn, now)
 		}
@@ -245,18 +251,34 @@ func (c *Client) probe(cn *conn, now time.Time) {
 		return
 	}
 	cn.misses = 0
-	cn.mmiSent = append(cn.mmiSent, true)
+	cn.mmiSent = append(cn.mmiSent, mmiRequest{probe: true, at: now})
+}
+
+// mmiRequest is an mmi.service request sent and not answered.
+type mmiRequest struct {
+	probe bool      // a probe; else a Raw call
+	at    time.Time // when it was sent
 }
 
 // probing reports a probe sent to cn and not answered.
-func (cn *conn) probing() bool { return slices.Contains(cn.mmiSent, true) }
+func (cn *conn) probing() bool {
+	return slices.ContainsFunc(cn.mmiSent, func(m mmiRequest) bool { return m.probe })
+}
+
+// answeredMMI takes the oldest mmi.service request off mmiSent, for the
+// answer that came, and reports whether it was a probe.
+func (cn *conn) answeredMMI() (probe bool) {
+	probe = cn.mmiSent[0].probe
+	cn.mmiSent = cn.mmiSent[1:]
+	return probe
+}
 
 // unsentRawMMI takes back the entry mmiSent got for a Raw call to
 // mmi.service that could not be sent: the last Raw entry, since the one
 // Raw call in flight is queued after the probes already sent.
 func (cn *conn) unsentRawMMI() {
 	for i := len(cn.mmiSent) - 1; i >= 0; i-- {
-		if !cn.mmiSent[i] {
+		if !cn.mmiSent[i].probe {
 			cn.mmiSent = slices.Delete(cn.mmiSent, i, i+1)
 			return
 		}

@@ -645,6 +645,36 @@ func TestIdleClientDoesNotProbe(t *testing.T) {
 	}
 }
 
+// TestLostRawMMIServiceIsForgotten: a Raw mmi.service request the broker
+// never answers (lost in a reconnection, say) is forgotten after a
+// liveness period; kept, the next probe's answer would go to it, that
+// probe would stay unanswered for good, and the idle client would probe
+// every heartbeat.
+func TestLostRawMMIServiceIsForgotten(t *testing.T) {
+	b := startBroker(t, func(r request) [][][]byte {
+		if string(r.msg.Service) == mdp.MMIService {
+			return nil // lost
+		}
+		return echo(r)
+	})
+	c := newMulti(t, []string{b.endpoint})
+	waitAlive(t, c, b.endpoint, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Raw(ctx, mdp.MMIService, []byte("tea")); err == nil {
+		t.Fatal("Raw answered by a broker that drops it")
+	}
+	if _, err := c.Invoke(testCtx(t), "tea.brew", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * testLiveness * testHeartbeat) // the lost request is forgotten
+	before := b.probes.Load()
+	time.Sleep(10 * testHeartbeat)
+	if n := b.probes.Load() - before; n != 0 {
+		t.Errorf("idle client sent %d probes in 10 heartbeat intervals; want 0", n)
+	}
+}
+
 // TestIdleClientFindsHungBroker: a broker that stops answering while its
 // client is idle is found out by ZMTP heartbeats (libzmq closes the
 // connection), so the client's next call goes to a live broker at once.
