@@ -224,9 +224,10 @@ func (b *Broker) SetPeers(endpoints []string) {
 }
 
 // drainRouter handles every message waiting on the router, up to a bound
-// that keeps heartbeats and posted work from starving under load.
+// of MDP messages (a batch counts for what it holds) that keeps heartbeats
+// and posted work from starving under load.
 func (b *Broker) drainRouter() {
-	for range 4096 {
+	for n := 0; n < 4096; {
 		var err error
 		b.in, err = b.router.Recv(b.in, false)
 		if err != nil {
@@ -235,7 +236,7 @@ func (b *Broker) drainRouter() {
 			}
 			return
 		}
-		b.handle(b.in)
+		n += b.handle(b.in)
 	}
 }
 

@@ -17,22 +17,24 @@ const maxCredit = 4096
 
 // handle processes one message from the router: [identity, frames...].
 // Frames from the network are untrusted: anything wrong is counted, logged
-// (rate-limited) and dropped, and the loop goes on.
-func (b *Broker) handle(frames [][]byte) {
+// (rate-limited) and dropped, and the loop goes on. It returns how many MDP
+// messages it took: a batch's count.
+func (b *Broker) handle(frames [][]byte) int {
 	if len(frames) < 2 {
 		b.refuse(&b.counters.Malformed, "too few frames", nil, errors.New("message with no content"))
-		return
+		return 1
 	}
 	identity := frames[0]
 	if err := b.cfg.Limits.Check(frames); err != nil {
 		b.refuseOversize(identity, frames[1:], err)
-		return
+		return 1
 	}
 	if mdp.IsBatch(frames[1:]) {
 		b.handleBatch(identity, frames[2:])
-		return
+		return len(frames) - 2
 	}
 	b.handleOne(identity, frames)
+	return 1
 }
 
 // handleBatch unpacks a batch and handles each of its messages as if it had
@@ -276,7 +278,9 @@ func (b *Broker) flushBatches() {
 	for _, cb := range b.clientOrder {
 		b.sendClientBatch(cb)
 		delete(b.clientBatches, cb.client)
-		b.freeBatches = append(b.freeBatches, cb)
+		if len(b.freeBatches) < maxFreeBatches {
+			b.freeBatches = append(b.freeBatches, cb)
+		}
 	}
 	clear(b.clientOrder)
 	b.clientOrder = b.clientOrder[:0]
@@ -506,6 +510,10 @@ func (b *Broker) sendClient(r *request, cmd mdp.Command, body [][]byte) {
 		cb.batch.Add(frames)
 	}
 }
+
+// maxFreeBatches bounds the client batches kept for reuse: each keeps its
+// buffer, up to mdp.BatchMaxBytes.
+const maxFreeBatches = 64
 
 // clientBatch gathers the replies for one client during a turn of the loop.
 type clientBatch struct {
