@@ -108,8 +108,8 @@ func (c *contracts) refreshIfOlder(ctx context.Context, age time.Duration) {
 }
 
 // refreshUnlessSince fetches the contracts unless an attempt started at or
-// after since: evidence seen at since (a broker's digests) that ours are
-// stale is answered by a fetch that began after it. Callers that wait on
+// after since: evidence that ours are stale (a broker's digests, received
+// at since) is answered only by a fetch that began after it. Callers that wait on
 // a fetch already under way share it. It blocks for at most one fetch.
 func (c *contracts) refreshUnlessSince(ctx context.Context, since time.Time) {
 	c.refreshMu.Lock()

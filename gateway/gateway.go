@@ -296,13 +296,12 @@ func (g *Gateway) serveServices(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.DefaultTimeout)
 	defer cancel()
-	asked := time.Now()
 	infos, err := g.client.Services(ctx)
 	if err != nil {
 		return err
 	}
 	if g.stale(infos) {
-		g.docs.refreshUnlessSince(ctx, asked)
+		g.docs.refreshUnlessSince(ctx, time.Now())
 	}
 	type method struct {
 		Name      string `json:"name"`
@@ -342,10 +341,10 @@ func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	// The brokers' services say which contracts (digests) they hold: fetch
 	// the contracts again if ours differ. Services without a contract get
 	// a generic path.
-	asked := time.Now()
 	infos, err := g.client.Services(ctx)
 	if err == nil && g.stale(infos) {
-		g.docs.refreshUnlessSince(ctx, asked)
+		// A fetch that began after this answer came sees what it saw.
+		g.docs.refreshUnlessSince(ctx, time.Now())
 	} else if err != nil {
 		g.docs.refreshIfOlder(ctx, time.Second)
 	}
