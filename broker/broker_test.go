@@ -151,6 +151,14 @@ func TestMaxServices(t *testing.T) {
 	}
 }
 
+func TestNegativeMaxServicesIsRefused(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Listen, cfg.MaxServices = []string{"tcp://127.0.0.1:*"}, -1
+	if _, err := broker.New(cfg); err == nil || !strings.Contains(err.Error(), "max services") {
+		t.Fatalf("New with MaxServices -1 = %v; want an error about max services", err)
+	}
+}
+
 func TestCreditAllowsManyRequestsInFlight(t *testing.T) {
 	b, ep := testbroker.Start(t)
 	w := domoWorker(t, ep, "tea", "3")

@@ -23,7 +23,7 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	HeartbeatLiveness int
 
-	// MaxServices bounds the services the broker keeps (default 10,000).
+	// MaxServices bounds the services the broker keeps (0: 10,000).
 	// A plain MDP client's request for a service no worker offers waits
 	// in a queue of its own, as RFC 7 asks, so without a bound a client
 	// naming new services could grow the broker without end; past it,
@@ -93,6 +93,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// defaultMaxServices is Config.MaxServices when it is 0.
+const defaultMaxServices = 10000
+
 // DefaultConfig returns the configuration of a broker on
 // tcp://127.0.0.1:5555 with MDP's heartbeat defaults.
 func DefaultConfig() Config {
@@ -101,7 +104,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 2500 * time.Millisecond,
 		HeartbeatLiveness: 3,
 		QueueLimit:        10000,
-		MaxServices:       10000,
+		MaxServices:       defaultMaxServices,
 		RequestTTL:        60 * time.Second,
 		StartupGrace:      7500 * time.Millisecond,
 		Limits:            mdp.DefaultLimits(),
@@ -120,12 +123,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("broker: config: heartbeat liveness %d must be positive", c.HeartbeatLiveness)
 	case c.QueueLimit <= 0:
 		return fmt.Errorf("broker: config: queue limit %d must be positive", c.QueueLimit)
+	case c.MaxServices < 0:
+		return fmt.Errorf("broker: config: max services %d must not be negative", c.MaxServices)
 	}
 	if c.RequestTTL <= 0 {
 		c.RequestTTL = 60 * time.Second
 	}
-	if c.MaxServices <= 0 {
-		c.MaxServices = 10000
+	if c.MaxServices == 0 {
+		c.MaxServices = defaultMaxServices
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

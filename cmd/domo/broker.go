@@ -23,7 +23,7 @@ func brokerFlags(cmd *cobra.Command, cfg *broker.Config) {
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", cfg.HeartbeatInterval, "heartbeat interval")
 	f.IntVar(&cfg.HeartbeatLiveness, "liveness", cfg.HeartbeatLiveness, "missed heartbeats before a worker is dropped")
 	f.IntVar(&cfg.QueueLimit, "queue-limit", cfg.QueueLimit, "requests queued per service before callers get 'overloaded'")
-	f.IntVar(&cfg.MaxServices, "max-services", cfg.MaxServices, "services the broker keeps; past it, requests for a service no worker offers get 'overloaded' instead of a queue")
+	f.IntVar(&cfg.MaxServices, "max-services", cfg.MaxServices, "services the broker keeps (0: 10000); past it, requests for a service no worker offers get 'overloaded' instead of a queue")
 	f.DurationVar(&cfg.RequestTTL, "request-ttl", cfg.RequestTTL, "how long a request without a deadline may wait in a queue")
 	f.DurationVar(&cfg.StartupGrace, "startup-grace", cfg.StartupGrace, "after start, how long requests for a service no worker has offered wait rather than fail 'unknown_service'")
 	f.StringVar(&cfg.ID, "id", cfg.ID, "broker id shown to peers (random if empty)")
