@@ -1,7 +1,7 @@
 // Command compare drives the same request-reply work through domo, NATS and
 // two floors (a plain Go TCP relay and a raw libzmq DEALER/ROUTER echo), each
 // started fresh on 127.0.0.1 for every cell, interleaving the systems, and
-// prints a markdown table. `make compare` runs it; see docs/benchmarks-compare.md.
+// prints a markdown table. `make compare` runs it; see docs/benchmarks.md ("domo against NATS and the floors").
 //
 // The same binary plays every role: without -role it is the harness; with
 // -role it is one of the processes the harness starts.

@@ -194,7 +194,7 @@ func (b *Broker) Run(ctx context.Context) error {
 }
 
 // newPoller waits on the router, the waker and every peer link, on a
-// thread of its own with Config.DedicatedThread. Every ready socket is
+// thread it blocks with Config.DedicatedThread. Every ready socket is
 // drained, so the poller may be eager.
 func (b *Broker) newPoller() *zsock.Poller {
 	socks := []*zsock.Socket{b.router, b.waker.Socket()}

@@ -80,7 +80,7 @@ func TestPlainClientAndWorkerRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDedicatedThread: with its loop waiting on a thread of its own, the
+// TestDedicatedThread: with its loop blocking a thread in epoll_wait, the
 // broker routes, answers work posted to it (Stats, through its Waker) and
 // stops.
 func TestDedicatedThread(t *testing.T) {

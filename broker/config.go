@@ -59,11 +59,10 @@ type Config struct {
 	// can take now.
 	OffloadQueue int
 
-	// DedicatedThread makes the routing loop wait in epoll_wait on an OS
-	// thread of its own instead of parking in Go's poller. At low load a
-	// request then costs the broker less CPU and time (one client, one
-	// call in flight: 15-20% less CPU a request, 6-18% more requests a
-	// second); under load it changes nothing measurable. But the waiting
+	// DedicatedThread makes the routing loop block an OS thread in
+	// epoll_wait instead of parking its goroutine in Go's poller. A
+	// request then costs the broker less CPU and time, most at low load
+	// (docs/benchmarks.md, "Low load"). But the waiting
 	// thread keeps one of the process's Ps until the runtime takes it
 	// back, which costs throughput when other goroutines of the process
 	// need every P: a broker sharing its process with its own clients and

@@ -223,7 +223,10 @@ type Summary struct {
 // journal/postgres) are safe for use from several goroutines; Write is
 // called from one goroutine at a time.
 type Store interface {
-	// Write inserts or replaces records (by ID) in one transaction. It blocks.
+	// Write inserts or replaces records (by ID) in one transaction; of
+	// records sharing an ID, the last wins. Text a store cannot keep (not
+	// UTF-8, a NUL, longer than its bound) is mended, never a reason to
+	// fail the batch. It blocks.
 	Write(ctx context.Context, recs []Record) error
 	// Trim deletes records received before olderThan (if not zero) and then
 	// the oldest records beyond maxRows (if > 0). It returns how many it

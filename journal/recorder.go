@@ -198,8 +198,8 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 				return nil
 			}
 			r.fold(e)
-			// Events come in bursts (a broker hands over a loop turn's at
-			// once): let the rest of the burst arrive rather than take
+			// Events come in bursts (a loop turn emits many): let the
+			// rest of the burst arrive rather than take
 			// the channel's lock against its sender event by event.
 			runtime.Gosched()
 			// Fold whatever else is already queued before considering a

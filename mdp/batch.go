@@ -7,7 +7,7 @@ import (
 
 // BatchHeader is the first frame of a batch: one ZeroMQ message that
 // carries several MDP messages between domo peers that agreed to batch
-// (docs/protocol.md, section 18). Every other frame of a batch is one MDP
+// (docs/protocol.md, section 7.4). Every other frame of a batch is one MDP
 // message packed by AppendPacked.
 const BatchHeader = "DOMOB1"
 

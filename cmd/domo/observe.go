@@ -58,10 +58,11 @@ type observer struct {
 
 // open prepares the observer and points cfg.Events at it.
 func (o observeFlags) open(ctx context.Context, cfg *broker.Config) (*observer, error) {
-	// Buffers hold a burst (one turn of the broker's loop handles at most
-	// 4,096 messages, about as many events), not seconds of load: an Event
-	// is ~250 bytes and the garbage collector keeps the buffers resident,
-	// so 65,536 cost an idle broker 16 MB.
+	// Buffers hold a burst, not seconds of load: an Event is ~250 bytes
+	// and the garbage collector keeps the buffers resident, so 65,536 cost
+	// an idle broker 16 MB. A turn of the broker's loop takes at most 4,096
+	// messages, up to three events each; the bus drains this channel while
+	// the turn goes on, and what overflows is counted (EventsDropped).
 	ob := &observer{flags: o, events: make(chan broker.Event, 8192)}
 	cfg.Events = ob.events
 	ob.bus = eventbus.New(ob.events)

@@ -15,7 +15,7 @@ import (
 	"github.com/domo-framework/domo/client"
 )
 
-// TestBenchCluster measures what docs/benchmarks-cluster.md records. It
+// TestBenchCluster measures what docs/benchmarks.md ("Many brokers") records. It
 // runs only with DOMO_CLUSTER_BENCH=1, and should run without -race:
 //
 //	DOMO_CLUSTER_BENCH=1 go test -run TestBenchCluster -v -count=1 ./internal/cluster/

@@ -8,7 +8,7 @@
 //	go test -race ./internal/cluster/
 //
 // With DOMO_CLUSTER_BENCH=1, TestBenchCluster also measures what
-// docs/benchmarks-cluster.md records: the time from a broker's death to the
+// docs/benchmarks.md ("Many brokers") records: the time from a broker's death to the
 // first successful call through another one, and the throughput of three
 // peered brokers against one.
 package cluster

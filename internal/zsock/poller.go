@@ -15,11 +15,12 @@ import (
 
 // Poller waits until one of its sockets has a message, parking the calling
 // goroutine in Go's network poller rather than blocking an OS thread in
-// zmq_poll.
+// zmq_poll (NewBlockingPoller's block one in epoll_wait instead).
 //
 // Each libzmq socket exposes a file descriptor (ZMQ_FD) that becomes
 // readable when the socket's state may have changed; ZMQ_EVENTS then says
-// whether a message is waiting, and reading it resets the descriptor. The
+// whether a message is waiting (an Eager poller leaves that to the
+// receive), and reading it resets the descriptor. The
 // poller puts those descriptors in an epoll set of its own and hands that
 // set to the Go runtime as one pollable file: a goroutine waiting on it
 // costs no thread, and a Waker wakes it with a goroutine hand-off (an
@@ -56,10 +57,9 @@ func NewPoller(sockets ...*Socket) *Poller {
 // Parking costs more in the scheduler than the wait itself when the loop
 // waits many times a second and little each time: the runtime's poller
 // thread must notice the file, ready the goroutine and wake a thread to
-// run it, while a thread blocked in epoll_wait just returns. Measured on
-// the broker's loop under one client with one call in flight: 17% less
-// broker CPU a request and 10% lower latency (docs/benchmarks.md). It
-// costs an OS thread for as long as the loop runs, and the thread keeps
+// run it, while a thread blocked in epoll_wait just returns (figures in
+// docs/benchmarks.md, "Low load"). It costs an OS thread for as long as
+// the loop runs, and the thread keeps
 // its P (Go's right to run code) while it waits, until the runtime takes
 // it back, which starves other goroutines where they need every P: it
 // suits the one busy loop of a process that has little else to run (the
@@ -224,7 +224,7 @@ func (p *Poller) signal(events []syscall.EpollEvent) {
 // Wait blocks for up to timeout (forever if negative) until a socket is
 // readable, and returns, per socket in the order given to NewPoller, whether
 // it is. The slice is reused by the next call. The calling goroutine is
-// parked, not its thread.
+// parked, not its thread, unless p is a blocking poller.
 func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 	if p.err != nil {
 		return nil, p.err
