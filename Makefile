@@ -33,7 +33,15 @@ help:
 build:
 	$(GO) build -o bin/domo ./cmd/domo
 
+# The whole suite; the journal's PostgreSQL tests get a throwaway cluster
+# when Debian's postgresql is installed (make deps) and DOMO_TEST_POSTGRES
+# names none, and skip otherwise.
 test:
+	@set -e; \
+	if [ -z "$$DOMO_TEST_POSTGRES" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		eval "$$(scripts/postgres-test.sh start)"; \
+		trap 'scripts/postgres-test.sh stop "$$DOMO_TEST_POSTGRES_DIR"' EXIT; \
+	fi; \
 	$(GO) test -race -count=1 ./...
 
 race: test
