@@ -16,15 +16,6 @@ import (
 // uvarint length and that many bytes. A bad or overlong length makes the
 // rest of the input one last frame, so every input is some message.
 
-func joinFrames(frames [][]byte) []byte {
-	var b []byte
-	for _, f := range frames {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
-}
-
 func splitFrames(data []byte) [][]byte {
 	frames := [][]byte{}
 	for len(data) > 0 {
@@ -41,8 +32,8 @@ func splitFrames(data []byte) [][]byte {
 
 func TestSplitFrames(t *testing.T) {
 	for _, frames := range [][][]byte{{}, fr(""), fr("", "MDPC01", "echo", ""), {make([]byte, 300)}} {
-		if got := splitFrames(joinFrames(frames)); !framesEqual(got, frames) {
-			t.Errorf("splitFrames(joinFrames(%q)) = %q", frames, got)
+		if got := splitFrames(mdp.AppendPacked(nil, frames)); !framesEqual(got, frames) {
+			t.Errorf("splitFrames(AppendPacked(%q)) = %q", frames, got)
 		}
 	}
 }
@@ -53,7 +44,7 @@ func seedVectors(f *testing.F, groups ...string) {
 		for _, name := range groups {
 			if g.file == name+".json" {
 				for _, in := range g.inputs {
-					f.Add(joinFrames(in.frames))
+					f.Add(mdp.AppendPacked(nil, in.frames))
 				}
 			}
 		}
@@ -63,7 +54,7 @@ func seedVectors(f *testing.F, groups ...string) {
 func FuzzParse(f *testing.F) {
 	seedVectors(f, "mdp01", "mdp02", "limits")
 	for _, tt := range parseTests {
-		f.Add(joinFrames(tt.frames))
+		f.Add(mdp.AppendPacked(nil, tt.frames))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		frames := splitFrames(data)
