@@ -11,10 +11,7 @@ import (
 
 // batchWorker registers a domo worker that takes batches.
 func batchWorker(t testing.TB, endpoint, service, credit string) *peer {
-	w := dial(t, endpoint)
-	h := mdp.AppendHeader(mdp.AppendHeader(nil, mdp.HeaderCredit, credit), mdp.HeaderBatch, "1")
-	w.sendMsg(mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Ready, Service: []byte(service), Body: [][]byte{h}})
-	return w
+	return domoWorker(t, endpoint, service, credit, func(h mdp.Headers) mdp.Headers { return mdp.AppendHeader(h, mdp.HeaderBatch, "1") })
 }
 
 // expectBatch waits for a batch (skipping heartbeats) and returns its

@@ -112,9 +112,12 @@ func plainWorker(t testing.TB, endpoint, service string) *peer {
 }
 
 // domoWorker registers a worker with the domo READY extension.
-func domoWorker(t testing.TB, endpoint, service string, credit string) *peer {
+func domoWorker(t testing.TB, endpoint, service string, credit string, extra ...func(mdp.Headers) mdp.Headers) *peer {
 	w := dial(t, endpoint)
 	h := mdp.AppendHeader(nil, mdp.HeaderCredit, credit)
+	for _, f := range extra {
+		h = f(h)
+	}
 	w.sendMsg(mdp.Message{Role: mdp.Worker, Version: 1, Command: mdp.Ready, Service: []byte(service), Body: [][]byte{h}})
 	return w
 }
