@@ -401,7 +401,6 @@ func (c *conn) sendReply(frames [][]byte, n int) {
 
 // receive drains the socket without blocking.
 func (c *conn) receive() step {
-	log := c.w.log.With("broker", c.endpoint)
 	for {
 		frames, err := c.sock.Recv(c.buf, false)
 		c.buf = frames
@@ -409,7 +408,7 @@ func (c *conn) receive() step {
 			return stepContinue
 		}
 		if err != nil {
-			log.Error("worker: receive", "err", err)
+			c.w.log.Error("worker: receive", "broker", c.endpoint, "err", err)
 			return stepReconnect
 		}
 		c.lastRecv = time.Now()
