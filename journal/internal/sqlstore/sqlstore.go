@@ -104,11 +104,6 @@ func fromMicros(us int64) time.Time {
 	return time.UnixMicro(us)
 }
 
-// Values returns r's column values in Columns order.
-func Values(r *journal.Record) []any {
-	return AppendValues(make([]any, 0, len(Columns)), r)
-}
-
 // AppendValues appends r's column values in Columns order to dst.
 func AppendValues(dst []any, r *journal.Record) []any {
 	s := anySink(dst)
