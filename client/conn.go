@@ -191,16 +191,15 @@ func (c *Client) idle() bool {
 // again with a backoff from 1 ms to a quarter interval. A broker never
 // heard from is probed at once.
 func (c *Client) probeAt(cn *conn) time.Time {
-	ivl := c.opts.heartbeat
-	if cn.alive.Load() && !cn.probing() && c.idle() {
-		ivl = c.idleProbeInterval()
-	}
 	if cn.misses > 0 {
-		ivl := c.opts.heartbeat
-		return cn.lastProbe.Add(min(time.Millisecond<<min(cn.misses-1, 20), ivl/4))
+		return cn.lastProbe.Add(min(time.Millisecond<<min(cn.misses-1, 20), c.opts.heartbeat/4))
 	}
 	if !cn.heardOnce && cn.lastProbe.IsZero() {
 		return cn.lastRecv
+	}
+	ivl := c.opts.heartbeat
+	if cn.alive.Load() && !cn.probing() && c.idle() {
+		ivl = c.idleProbeInterval()
 	}
 	t := cn.lastProbe.Add(ivl)
 	if r := cn.lastRecv.Add(ivl); r.After(t) {
