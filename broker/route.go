@@ -263,11 +263,11 @@ func (b *Broker) flushBatches() {
 				continue
 			}
 			if !b.batch.Add(frames) {
-				b.sendBatch(w)
+				b.sendBatch(w.identity, &b.batch)
 				b.batch.Add(frames)
 			}
 		}
-		b.sendBatch(w)
+		b.sendBatch(w.identity, &b.batch)
 		clear(b.scratch)
 		clear(w.pending)
 		w.pending = w.pending[:0]
@@ -276,7 +276,7 @@ func (b *Broker) flushBatches() {
 	clear(b.batching)
 	b.batching = b.batching[:0]
 	for _, cb := range b.clientOrder {
-		b.sendClientBatch(cb)
+		b.sendBatch(cb.client, &cb.batch)
 		delete(b.clientBatches, cb.client)
 		if len(b.freeBatches) < maxFreeBatches {
 			b.freeBatches = append(b.freeBatches, cb)
@@ -286,9 +286,10 @@ func (b *Broker) flushBatches() {
 	b.clientOrder = b.clientOrder[:0]
 }
 
-// sendBatch sends what b.batch holds to w.
-func (b *Broker) sendBatch(w *worker) {
-	n := b.batch.Len()
+// sendBatch sends what bt holds to the peer with routing identity, if
+// anything: one message alone, or a batch.
+func (b *Broker) sendBatch(identity string, bt *mdp.Batch) {
+	n := bt.Len()
 	if n == 0 {
 		return
 	}
@@ -296,8 +297,8 @@ func (b *Broker) sendBatch(w *worker) {
 		b.counters.BatchesOut++
 		b.counters.BatchedOut += uint64(n)
 	}
-	b.out = append(append(b.out[:0], []byte(w.identity)), b.batch.Take()...)
-	b.sendFrames(w.identity, b.out)
+	b.out = append(append(b.out[:0], []byte(identity)), bt.Take()...)
+	b.sendFrames(identity, b.out)
 }
 
 func (b *Broker) onWorker(identity []byte, msg *mdp.Message) {
@@ -506,7 +507,7 @@ func (b *Broker) sendClient(r *request, cmd mdp.Command, body [][]byte) {
 		cb = b.newClientBatch(r.client)
 	}
 	if !cb.batch.Add(frames) {
-		b.sendClientBatch(cb)
+		b.sendBatch(cb.client, &cb.batch)
 		cb.batch.Add(frames)
 	}
 }
@@ -535,15 +536,6 @@ func (b *Broker) newClientBatch(client string) *clientBatch {
 	b.clientBatches[client] = cb
 	b.clientOrder = append(b.clientOrder, cb)
 	return cb
-}
-
-func (b *Broker) sendClientBatch(cb *clientBatch) {
-	if n := cb.batch.Len(); n > 1 {
-		b.counters.BatchesOut++
-		b.counters.BatchedOut += uint64(n)
-	}
-	b.out = append(append(b.out[:0], []byte(cb.client)), cb.batch.Take()...)
-	b.sendFrames(cb.client, b.out)
 }
 
 func (b *Broker) sendWorkerCommand(w *worker, cmd mdp.Command) {
