@@ -110,10 +110,11 @@ type Recorder struct {
 	// order they first changed (about seq order, what stores like); the
 	// batch itself is handed to the writer, so a record is neither
 	// allocated nor copied on its own.
+	// A live request (received, not yet ended) is in exactly one of
+	// inBatch and held.
 	batch   []Record
-	live    map[int64]int32  // requests not yet ended: the index of their record in batch, or -1 if it is in held
-	held    map[int64]Record // live requests whose record is not in batch (handed off in progress, or the batch was full)
-	outside Record           // the record fold works on when the batch is full
+	inBatch map[int64]int32  // live requests whose record is in batch, at this index
+	held    map[int64]Record // live requests whose record is not (handed off in progress, or the batch was full)
 
 	work    chan writeJob // reader -> writer; unbuffered: a send succeeds only when the writer is idle
 	flushes chan chan struct{}
@@ -158,7 +159,7 @@ func NewRecorder(store Store, cfg Config) *Recorder {
 		cfg:     cfg,
 		log:     log,
 		run:     int64(binary.BigEndian.Uint64(b[:]) >> 1), // positive
-		live:    make(map[int64]int32),
+		inBatch: make(map[int64]int32),
 		held:    make(map[int64]Record),
 		batch:   make([]Record, 0, batchCap(cfg)),
 		work:    make(chan writeJob),
@@ -267,7 +268,58 @@ func batchCap(cfg Config) int { return cfg.BatchSize + foldBurst + 1 }
 func (r *Recorder) fold(e broker.Event) {
 	r.events.Add(1)
 	seq := int64(e.Seq)
-	rec, inBatch := r.record(seq, e)
+	ended := e.Kind == broker.Completed || e.Kind == broker.Failed || e.Kind == broker.Dropped
+	if idx, ok := r.inBatch[seq]; ok {
+		r.apply(&r.batch[idx], e)
+		if ended {
+			delete(r.inBatch, seq)
+		}
+	} else {
+		rec, ok := r.held[seq]
+		if !ok {
+			rec = r.newRecord(seq, e)
+		}
+		if len(r.batch) >= r.cfg.MaxPending {
+			r.dropped.Add(1) // the batch is full: kept aside, or never written if it ends now
+			r.apply(&rec, e)
+			if ended {
+				delete(r.held, seq)
+			} else {
+				r.held[seq] = rec
+			}
+		} else {
+			delete(r.held, seq)
+			r.batch = append(r.batch, rec)
+			r.apply(&r.batch[len(r.batch)-1], e)
+			if !ended {
+				r.inBatch[seq] = int32(len(r.batch) - 1)
+			}
+		}
+	}
+	r.liveN.Store(int64(len(r.inBatch) + len(r.held)))
+	r.pending.Store(int64(len(r.batch)))
+}
+
+// newRecord starts the record of request seq from its first event.
+func (r *Recorder) newRecord(seq int64, e broker.Event) Record {
+	rec := Record{
+		ID:        ID{r.run, seq},
+		Broker:    r.cfg.Broker,
+		RequestID: e.RequestID,
+		Service:   e.Service,
+		Method:    e.Method,
+		Client:    e.Client,
+		Status:    StatusReceived,
+		Received:  e.Received,
+	}
+	if rec.Received.IsZero() {
+		rec.Received = e.Time
+	}
+	return rec
+}
+
+// apply folds event e into rec.
+func (r *Recorder) apply(rec *Record, e broker.Event) {
 	switch e.Kind {
 	case broker.Received:
 		rec.RequestBytes = e.Bytes
@@ -300,61 +352,7 @@ func (r *Recorder) fold(e broker.Event) {
 				rec.ReplyBody = r.cfg.Body(e.Service, e.Method, e.Body)
 			}
 		}
-		delete(r.live, seq)
-		if !inBatch {
-			// Ended while the batch was full: never written.
-			delete(r.held, seq)
-		}
 	}
-	if !inBatch {
-		r.dropped.Add(1)
-		if e.Kind == broker.Completed || e.Kind == broker.Failed || e.Kind == broker.Dropped {
-			r.liveN.Store(int64(len(r.live)))
-			return
-		}
-		r.held[seq] = *rec
-	}
-	r.liveN.Store(int64(len(r.live)))
-	r.pending.Store(int64(len(r.batch)))
-}
-
-// record returns seq's record, in the batch if there is room (inBatch),
-// else a copy to be put back in held; a request not seen before gets a
-// new record from e.
-func (r *Recorder) record(seq int64, e broker.Event) (rec *Record, inBatch bool) {
-	idx, ok := r.live[seq]
-	if ok && idx >= 0 {
-		return &r.batch[idx], true
-	}
-	var fresh Record
-	if ok {
-		fresh = r.held[seq]
-	} else {
-		fresh = Record{
-			ID:        ID{r.run, seq},
-			Broker:    r.cfg.Broker,
-			RequestID: e.RequestID,
-			Service:   e.Service,
-			Method:    e.Method,
-			Client:    e.Client,
-			Status:    StatusReceived,
-			Received:  e.Received,
-		}
-		if fresh.Received.IsZero() {
-			fresh.Received = e.Time
-		}
-	}
-	if len(r.batch) >= r.cfg.MaxPending {
-		r.live[seq] = -1
-		r.outside = fresh
-		return &r.outside, false
-	}
-	if ok {
-		delete(r.held, seq)
-	}
-	r.live[seq] = int32(len(r.batch))
-	r.batch = append(r.batch, fresh)
-	return &r.batch[len(r.batch)-1], true
 }
 
 // handOff gives the batch to the writer: at once if it is idle, else (wait
@@ -386,15 +384,10 @@ func (r *Recorder) handOff(done chan struct{}, wait bool) {
 // requests still live in held; the writer counts the handed-off records
 // as pending until they are written.
 func (r *Recorder) resetBatch() {
-	// Over the batch rather than over live: a backlog of queued requests
-	// can make live far larger than a batch.
-	for i := range r.batch {
-		seq := r.batch[i].ID.Seq
-		if idx, ok := r.live[seq]; ok && int(idx) == i {
-			r.held[seq] = r.batch[i]
-			r.live[seq] = -1
-		}
+	for seq, idx := range r.inBatch {
+		r.held[seq] = r.batch[idx]
 	}
+	clear(r.inBatch)
 	r.batch = make([]Record, 0, batchCap(r.cfg))
 	r.pending.Store(0)
 }
@@ -404,11 +397,10 @@ func (r *Recorder) sweep() {
 	cut := time.Now().Add(-liveTTL)
 	for seq, rec := range r.held {
 		if rec.Received.Before(cut) {
-			delete(r.live, seq)
 			delete(r.held, seq)
 		}
 	}
-	r.liveN.Store(int64(len(r.live)))
+	r.liveN.Store(int64(len(r.inBatch) + len(r.held)))
 }
 
 // write is the writer goroutine: it writes batches and applies retention.
