@@ -49,6 +49,12 @@ var Indexes = []string{
 	`CREATE INDEX IF NOT EXISTS domo_journal_request_id ON domo_journal (request_id) WHERE request_id <> ''`,
 }
 
+// usesStatusIndex reports a filter on statuses the partial status index
+// holds (all but completed).
+func usesStatusIndex(f journal.Filter) bool {
+	return f.InProgress || (f.Status != 0 && f.Status != journal.StatusCompleted)
+}
+
 // inProgress selects the rows in progress, in words that let the planner
 // use the partial status index.
 var inProgress = fmt.Sprintf("status IN (%d, %d) AND %s", int64(journal.StatusReceived), int64(journal.StatusProcessing), notCompleted)
@@ -59,9 +65,11 @@ type Dialect struct {
 	Placeholder func(n int) string
 	// Schema creates the table and its indexes (idempotent).
 	Schema []string
-	// Write upserts recs in tx, which is open on conn (for conn.Raw), and
-	// returns those that are final and whose rows were not (absent, or in
-	// progress) before: Store.Write adds them to the rollups.
+	// Write upserts recs in tx, which is open on conn, and returns those
+	// that are final and whose rows were not (absent, or in progress)
+	// before: Store.Write adds them to the rollups. SQLite's writes go
+	// through conn.Raw (the driver's statements, in tx since the
+	// connection is tx's); PostgreSQL's through tx, ignoring conn.
 	Write func(ctx context.Context, conn *sql.Conn, tx *sql.Tx, recs []journal.Record) ([]*journal.Record, error)
 }
 
@@ -346,16 +354,17 @@ func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error
 	// its rows (0.25 s at a million). So a service alone is read as one
 	// index range per method, each cut at a page, merged.
 	// Not with a status the partial status index serves better.
-	statusIndexed := f.InProgress || (f.Status != 0 && f.Status != journal.StatusCompleted)
-	if f.Service != "" && f.Method == "" && f.RequestID == "" && !statusIndexed {
+	if f.Service != "" && f.Method == "" && f.RequestID == "" && !usesStatusIndex(f) {
 		methods, err := s.methods(ctx, f.Service)
 		if err != nil {
 			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
 		}
-		if len(methods) == 0 {
+		switch {
+		case len(methods) == 0:
 			return journal.Page{}, nil
-		}
-		if len(methods) <= maxUnionMethods {
+		case len(methods) == 1:
+			f.Method = methods[0] // one range: no union needed
+		case len(methods) <= maxUnionMethods:
 			return s.list(ctx, f, methods)
 		}
 	}
@@ -457,10 +466,10 @@ func (s *Store) filter(f journal.Filter, prior []any) (*where, error) {
 	switch {
 	case f.InProgress:
 		w.add(inProgress)
-	case f.Status == journal.StatusCompleted:
-		w.add("status = %s", int64(f.Status))
-	case f.Status != 0:
+	case usesStatusIndex(f):
 		w.add("status = %s AND "+notCompleted, int64(f.Status))
+	case f.Status != 0:
+		w.add("status = %s", int64(f.Status)) // completed: found through the received index
 	}
 	if !f.From.IsZero() {
 		w.add("received_us >= %s", f.From.UnixMicro())
