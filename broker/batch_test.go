@@ -64,6 +64,32 @@ func (p *peer) sendBatch(msgs ...mdp.Message) {
 // TestBatchesBetweenBrokerAndBatchWorker: requests dispatched in one turn of
 // the loop reach a worker that takes batches as one batch, its batch of
 // replies reaches each client, and a plain worker never sees a batch.
+// TestBatchSplits: requests waiting when a batch worker with room for all
+// of them comes go out in batches of at most mdp.BatchMaxMessages.
+func TestBatchSplits(t *testing.T) {
+	b, ep := testbroker.Start(t)
+	c := dial(t, ep)
+	const n = mdp.BatchMaxMessages + 8
+	for i := range n {
+		c.sendMsg(clientV1("tea", []byte(fmt.Sprint(i)))) // plain requests wait for a worker
+	}
+	waitFor(t, "the queued requests", func() bool { return stats(t, b).Counters.Requests == n })
+	w := batchWorker(t, ep, "tea", fmt.Sprint(n))
+	first := w.expectBatch("first batch")
+	second := w.expectBatch("second batch")
+	if len(first) != mdp.BatchMaxMessages || len(second) != n-mdp.BatchMaxMessages {
+		t.Fatalf("batches of %d and %d; want %d and %d", len(first), len(second), mdp.BatchMaxMessages, n-mdp.BatchMaxMessages)
+	}
+	for i, m := range append(first, second...) {
+		if got := string(m.Body[len(m.Body)-1]); got != fmt.Sprint(i) {
+			t.Fatalf("request %d carries %q; want them in order", i, got)
+		}
+	}
+	if st := stats(t, b).Counters; st.BatchesOut != 2 || st.BatchedOut != n {
+		t.Errorf("BatchesOut %d, BatchedOut %d; want 2 and %d", st.BatchesOut, st.BatchedOut, n)
+	}
+}
+
 func TestBatchesBetweenBrokerAndBatchWorker(t *testing.T) {
 	b, ep := testbroker.Start(t)
 	c := dial(t, ep)
