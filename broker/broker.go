@@ -63,24 +63,9 @@ func New(cfg Config) (*Broker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	router, err := zsock.New(zsock.Router)
+	router, err := newRouter(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	maxMsg := int64(0)
-	if cfg.Limits.MaxMessageSize > 0 {
-		// Twice the limit: a message a little over it is refused with a clear
-		// error by the loop; a monstrous frame is cut off by libzmq itself.
-		maxMsg = 2 * int64(cfg.Limits.MaxMessageSize)
-	}
-	if err := router.Apply(zsock.Options{
-		RouterMandatory: true,
-		SendHWM:         cfg.SendHWM,
-		RecvHWM:         cfg.RecvHWM,
-		MaxMessageSize:  maxMsg,
-	}); err != nil {
-		router.Close()
-		return nil, fmt.Errorf("broker: %w", err)
+		return nil, err
 	}
 	b := &Broker{
 		cfg:      cfg,
@@ -105,6 +90,38 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return b, nil
+}
+
+// newRouter opens the broker's ROUTER socket, native or libzmq's.
+func newRouter(cfg Config) (*zsock.Socket, error) {
+	maxMsg := int64(0)
+	if cfg.Limits.MaxMessageSize > 0 {
+		// Twice the limit: a message a little over it is refused with a clear
+		// error by the loop; a monstrous frame gets its peer disconnected.
+		maxMsg = 2 * int64(cfg.Limits.MaxMessageSize)
+	}
+	opts := zsock.Options{
+		RouterMandatory: true,
+		SendHWM:         cfg.SendHWM,
+		RecvHWM:         cfg.RecvHWM,
+		MaxMessageSize:  maxMsg,
+	}
+	if cfg.NativeTransport {
+		router, err := zsock.NewNativeRouter(opts)
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		return router, nil
+	}
+	router, err := zsock.New(zsock.Router)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := router.Apply(opts); err != nil {
+		router.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return router, nil
 }
 
 // ID returns the broker's id (Config.ID, or the random one it chose).

@@ -70,6 +70,14 @@ type Config struct {
 	// has its process to itself (domo broker does).
 	DedicatedThread bool
 
+	// NativeTransport makes the broker speak ZMTP itself on its endpoints
+	// (package zmtp) instead of through libzmq: a message then crosses no
+	// thread between the network and the routing loop, which reads and
+	// writes the connections itself (docs/architecture.md, "Native
+	// transport"). Peers see no difference: it is the same protocol. Only
+	// tcp:// and ipc:// endpoints, NULL security.
+	NativeTransport bool
+
 	// Events, if set, receives a record of each step of each request
 	// (received, dispatched, completed, failed, dropped) for a journal,
 	// metrics or tracing. The broker never waits on it: when it is full,
@@ -109,6 +117,7 @@ func DefaultConfig() Config {
 		Limits:            mdp.DefaultLimits(),
 		SendHWM:           100000,
 		RecvHWM:           100000,
+		NativeTransport:   true,
 	}
 }
 

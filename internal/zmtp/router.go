@@ -45,8 +45,14 @@ const readSize = 64 << 10
 // writes without waiting for Flush.
 const flushAt = 64 << 10
 
-// keepOut is the largest output buffer a connection keeps once drained.
-const keepOut = 16 << 10
+// keepIn is the largest input buffer a connection keeps once drained; its
+// output buffer goes back to the router's spares (at most maxSpares, each
+// at most maxSpare bytes), so an idle connection holds none.
+const (
+	keepIn    = 4 << 10
+	maxSpares = 16
+	maxSpare  = 1 << 20
+)
 
 // Router is a ZMTP 3 ROUTER socket: peers connect to the endpoints it
 // binds, each is known by its routing id (the Identity its READY names,
@@ -71,6 +77,7 @@ type Router struct {
 	rbuf      []byte
 	events    [64]syscall.EpollEvent
 	dirty     []*conn // connections with output to write at Flush
+	spares    [][]byte // output buffers no connection holds
 	frames    []Frame // scratch: the frames of the message being parsed
 	queue     []received
 	qhead     int
@@ -169,12 +176,18 @@ func (r *Router) add(fd int, events uint32) error {
 }
 
 // Close closes every connection and listener. Output not yet written is
-// dropped (libzmq's linger 0).
+// written first as far as the peers have room for it, without waiting;
+// the rest is dropped (libzmq's linger 0).
 func (r *Router) Close() error {
 	if r.closed {
 		return nil
 	}
 	r.closed = true
+	for _, c := range r.dirty {
+		if !c.dead {
+			r.flushConn(c)
+		}
+	}
 	for _, c := range r.conns {
 		syscall.Close(c.fd)
 	}
@@ -256,6 +269,7 @@ func (r *Router) accept(l *listener) {
 		r.conns[int32(fd)] = c
 		r.shaking++
 		// NULL has nothing to wait for: the READY goes with the greeting.
+		r.takeOut(c)
 		c.out = AppendGreeting(c.out)
 		c.out = AppendReady(c.out, Property{"Socket-Type", []byte("ROUTER")})
 		r.markDirty(c)
@@ -294,7 +308,7 @@ func (r *Router) read(c *conn) {
 	rest := data[used:]
 	switch {
 	case len(rest) == 0:
-		if cap(c.partial) > keepOut {
+		if cap(c.partial) > keepIn {
 			c.partial = nil
 		}
 		c.partial, c.need = c.partial[:0], 0
@@ -450,6 +464,7 @@ func (r *Router) command(c *conn, body []byte) error {
 		if len(ctx) > 16 {
 			ctx = ctx[:16]
 		}
+		r.takeOut(c)
 		c.out = AppendCommand(c.out, cmdPong, ctx)
 		r.markDirty(c)
 	case cmdError:
@@ -478,6 +493,7 @@ func (r *Router) Send(frames [][]byte) error {
 	if len(c.ends) >= r.opts.SendHWM {
 		return ErrAgain
 	}
+	r.takeOut(c)
 	last := len(frames) - 1
 	for i, f := range frames[1:] {
 		c.out = AppendFrame(c.out, f, i+1 < last, false)
@@ -485,6 +501,15 @@ func (r *Router) Send(frames [][]byte) error {
 	c.ends = append(c.ends, len(c.out))
 	r.markDirty(c)
 	return nil
+}
+
+// takeOut gives c a spare output buffer if it has none.
+func (r *Router) takeOut(c *conn) {
+	if c.out == nil && len(r.spares) > 0 {
+		c.out = r.spares[len(r.spares)-1]
+		r.spares[len(r.spares)-1] = nil
+		r.spares = r.spares[:len(r.spares)-1]
+	}
 }
 
 func (r *Router) markDirty(c *conn) {
@@ -544,10 +569,10 @@ func (r *Router) flushConn(c *conn) {
 // consumed drops the first n bytes of c's output, written.
 func (r *Router) consumed(c *conn, n int) {
 	if n == len(c.out) {
-		if cap(c.out) > keepOut {
-			c.out = nil
+		if cap(c.out) <= maxSpare && len(r.spares) < maxSpares {
+			r.spares = append(r.spares, c.out[:0])
 		}
-		c.out, c.ends = c.out[:0], c.ends[:0]
+		c.out, c.ends = nil, c.ends[:0]
 		return
 	}
 	c.out = c.out[:copy(c.out, c.out[n:])]

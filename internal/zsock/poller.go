@@ -86,8 +86,10 @@ func (p *Poller) init(blocking bool) error {
 		if s.waker != nil {
 			continue
 		}
-		fd, err := s.s.GetFd()
-		if err != nil {
+		var fd int
+		if s.native != nil {
+			fd = s.native.Fd() // its epoll set, nested in this one
+		} else if fd, err = s.s.GetFd(); err != nil {
 			return fmt.Errorf("zsock: ZMQ_FD: %w", err)
 		}
 		p.fds[i] = int32(fd)
@@ -194,7 +196,7 @@ func (p *Poller) check() (bool, error) {
 			p.ready[i] = s.waker.pending.Load()
 		case s.settled && !p.signaled[i]:
 			p.ready[i] = false
-		case p.eager:
+		case p.eager, s.native != nil:
 			p.ready[i] = true
 		default:
 			ev, err := s.s.GetEvents() // also resets the socket's ZMQ_FD
@@ -232,6 +234,11 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 	var deadline time.Time
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
+	}
+	for _, s := range p.sockets {
+		if s.native != nil {
+			s.native.Flush() // what the loop's turn sent
+		}
 	}
 	for {
 		if any, err := p.check(); any || err != nil {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/domo-framework/domo/internal/zmtp"
 	zmq "github.com/pebbe/zmq4"
 )
 
@@ -61,9 +62,10 @@ func init() {
 
 // Socket is one ZeroMQ socket.
 type Socket struct {
-	s     *zmq.Socket
-	fast  *fastPath // nil: frame by frame through pebbe
-	waker *Waker    // set on a Waker's pseudo-socket, which has no s
+	s      *zmq.Socket
+	fast   *fastPath    // nil: frame by frame through pebbe
+	waker  *Waker       // set on a Waker's pseudo-socket, which has no s
+	native *zmtp.Router // set on a native ROUTER, which has no s
 
 	// settled: the last call left no message to read and no command
 	// pending (a receive found none, or ZMQ_EVENTS said so), so only a
@@ -90,6 +92,21 @@ func New(t Type) (*Socket, error) {
 	return &Socket{s: s, fast: newFastPath(s, t)}, nil
 }
 
+// NewNativeRouter returns a ROUTER socket that speaks ZMTP 3 itself,
+// without libzmq (package zmtp), for tcp:// and ipc:// endpoints; it takes
+// its options here (Apply refuses them): MaxMessageSize bounds a frame,
+// SendHWM the messages queued for a peer; it always acts as with
+// RouterMandatory. Its sends are written when a Poller over it next waits
+// (one write a peer for all the loop's turn sent it), so its owner must
+// wait on it with a Poller, which a socket loop does anyway.
+func NewNativeRouter(o Options) (*Socket, error) {
+	r, err := zmtp.NewRouter(zmtp.Options{MaxFrameSize: o.MaxMessageSize, SendHWM: o.SendHWM})
+	if err != nil {
+		return nil, fmt.Errorf("zsock: %w", err)
+	}
+	return &Socket{native: r}, nil
+}
+
 // Options are the socket options domo sets. Zero fields keep libzmq's default.
 type Options struct {
 	Identity        string        // routing id of a DEALER as its ROUTER peer sees it
@@ -109,6 +126,9 @@ type Options struct {
 
 // Apply sets the options on s.
 func (s *Socket) Apply(o Options) error {
+	if s.native != nil {
+		return errors.New("zsock: a native router takes its options at NewNativeRouter")
+	}
 	s.settled = false
 	var errs []error
 	set := func(name string, err error) {
@@ -156,6 +176,9 @@ func (s *Socket) Apply(o Options) error {
 // differs from the argument for a wildcard port ("tcp://127.0.0.1:*").
 func (s *Socket) Bind(endpoint string) (string, error) {
 	s.settled = false
+	if s.native != nil {
+		return s.native.Bind(endpoint)
+	}
 	if err := s.s.Bind(endpoint); err != nil {
 		return "", fmt.Errorf("zsock: bind %s: %w", endpoint, err)
 	}
@@ -169,6 +192,9 @@ func (s *Socket) Bind(endpoint string) (string, error) {
 // Connect connects s to endpoint. libzmq connects in the background and
 // reconnects by itself; an error here means the endpoint is malformed.
 func (s *Socket) Connect(endpoint string) error {
+	if s.native != nil {
+		return errors.New("zsock: a native router only binds")
+	}
 	s.settled = false
 	if err := s.s.Connect(endpoint); err != nil {
 		return fmt.Errorf("zsock: connect %s: %w", endpoint, err)
@@ -178,6 +204,9 @@ func (s *Socket) Connect(endpoint string) error {
 
 // Disconnect undoes Connect.
 func (s *Socket) Disconnect(endpoint string) error {
+	if s.native != nil {
+		return errors.New("zsock: a native router only binds")
+	}
 	s.settled = false
 	if err := s.s.Disconnect(endpoint); err != nil {
 		return fmt.Errorf("zsock: disconnect %s: %w", endpoint, err)
@@ -186,11 +215,20 @@ func (s *Socket) Disconnect(endpoint string) error {
 }
 
 // SetLinger sets how long Close waits to deliver queued messages.
-func (s *Socket) SetLinger(d time.Duration) error { return s.s.SetLinger(d) }
+// A native router has linger 0: Close drops what it has not written.
+func (s *Socket) SetLinger(d time.Duration) error {
+	if s.native != nil {
+		return nil
+	}
+	return s.s.SetLinger(d)
+}
 
 // Close closes the socket. Messages still queued are kept for the linger
 // period (0 unless SetLinger changed it), without blocking the caller.
 func (s *Socket) Close() error {
+	if s.native != nil {
+		return s.native.Close()
+	}
 	err := s.s.Close()
 	if s.fast != nil {
 		s.fast.free()
@@ -202,10 +240,14 @@ func (s *Socket) Close() error {
 // Send sends frames as one multipart message. With wait false it fails with
 // ErrAgain instead of blocking when the peer's queue is full.
 func (s *Socket) Send(frames [][]byte, wait bool) error {
-	s.settled = false
 	if len(frames) == 0 {
 		return errors.New("zsock: send of an empty message")
 	}
+	if s.native != nil {
+		// It never waits, and a send leaves what it can read as it was.
+		return mapNative(s.native.Send(frames))
+	}
+	s.settled = false
 	if s.fast != nil {
 		if len(frames) > maxParts {
 			return fmt.Errorf("%w: sending %d, limit %d", ErrTooManyFrames, len(frames), maxParts)
@@ -243,6 +285,13 @@ func (s *Socket) Recv(dst [][]byte, wait bool) ([][]byte, error) {
 }
 
 func (s *Socket) recv(dst [][]byte, wait bool) ([][]byte, error) {
+	if s.native != nil {
+		if wait {
+			return dst[:0], errors.New("zsock: a native router never waits in Recv; poll it")
+		}
+		dst, err := s.native.Recv(dst)
+		return dst, mapNative(err)
+	}
 	if s.fast != nil {
 		return s.fast.recv(dst[:0], wait)
 	}
@@ -269,6 +318,18 @@ func (s *Socket) recv(dst [][]byte, wait bool) ([][]byte, error) {
 		}
 		flags = 0 // the rest of a multipart message is already here
 	}
+}
+
+func mapNative(err error) error {
+	switch err {
+	case zmtp.ErrAgain:
+		return ErrAgain
+	case zmtp.ErrUnroutable:
+		return ErrUnroutable
+	case zmtp.ErrTooManyFrames:
+		return ErrTooManyFrames
+	}
+	return err
 }
 
 func mapErr(err error) error {
