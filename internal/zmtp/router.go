@@ -76,9 +76,9 @@ type Router struct {
 	nextID    uint32
 	rbuf      []byte
 	events    [64]syscall.EpollEvent
-	dirty     []*conn // connections with output to write at Flush
+	dirty     []*conn  // connections with output to write at Flush
 	spares    [][]byte // output buffers no connection holds
-	frames    []Frame // scratch: the frames of the message being parsed
+	frames    []Frame  // scratch: the frames of the message being parsed
 	queue     []received
 	qhead     int
 	sizes     []int // the frame sizes of queued messages, in order
