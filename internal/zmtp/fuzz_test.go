@@ -10,7 +10,8 @@ import (
 // as reads would deliver it, and returns the messages and whether the
 // connection was refused.
 func feed(data []byte, step int) ([]string, bool) {
-	r := &Router{opts: Options{MaxFrameSize: 1 << 20, SendHWM: 1000}, byID: make(map[string]*conn), conns: make(map[int32]*conn)}
+	r := &Router{byID: make(map[string]*conn)}
+	r.engine = engine{opts: Options{MaxFrameSize: 1 << 20, SendHWM: 1000}, h: r, withID: true, conns: make(map[int32]*conn)}
 	c := &conn{}
 	r.shaking = 1
 	var pending []byte

@@ -271,17 +271,14 @@ func AppendReady(b []byte, props ...Property) []byte {
 	return AppendCommand(b, cmdReady, data)
 }
 
-// routerPeers are the socket types a ROUTER talks to (RFC 28).
-var routerPeers = []string{"DEALER", "REQ", "ROUTER"}
-
-// checkPeerType checks a READY's Socket-Type against the peers a ROUTER
-// takes.
-func checkPeerType(m Metadata) error {
+// checkPeerType checks a READY's Socket-Type against the types a socket
+// talks to (RFC 28 and 37).
+func checkPeerType(m Metadata, allowed ...string) error {
 	t, ok := m.Get("Socket-Type")
 	if !ok {
 		return fmt.Errorf("%w: no Socket-Type", ErrSocketType)
 	}
-	for _, p := range routerPeers {
+	for _, p := range allowed {
 		if string(t) == p {
 			return nil
 		}

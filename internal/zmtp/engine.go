@@ -1,0 +1,572 @@
+package zmtp
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Errors the callers of Router and Dealer branch on.
+var (
+	// ErrAgain: Recv found no message, or Send found the peer's queue full
+	// (or, for a Dealer, no connection up).
+	ErrAgain = errors.New("zmtp: resource temporarily unavailable")
+	// ErrUnroutable: Send named a peer that is not connected.
+	ErrUnroutable = errors.New("zmtp: peer not connected")
+	// ErrTooManyFrames: a received message had more than MaxFrames frames;
+	// the frames returned are its first ones.
+	ErrTooManyFrames = errors.New("zmtp: too many frames")
+)
+
+// engine is what a Router and a Dealer share: an epoll set of non-blocking
+// connections, read into one buffer and parsed into messages on the
+// owner's goroutine, and output gathered per connection and written once
+// a turn (Flush).
+type engine struct {
+	opts    Options
+	h       hooks
+	epfd    int
+	conns   map[int32]*conn
+	rbuf    []byte
+	events  [64]syscall.EpollEvent
+	dirty   []*conn  // connections with output to write at Flush
+	spares  [][]byte // output buffers no connection holds
+	frames  []Frame  // scratch: the frames of the message being parsed
+	queue   []received
+	qhead   int
+	sizes   []int // the frame sizes of queued messages, in order
+	shaking int   // connections not yet open
+	// nextSweep is when Flush next looks for handshakes overdue.
+	nextSweep time.Time
+	shut      bool
+	// withID: messages received start with the peer's routing id (a Router).
+	withID bool
+}
+
+// hooks are where a Router and a Dealer differ.
+type hooks interface {
+	// event handles a ready descriptor that is not a connection.
+	event(ev syscall.EpollEvent)
+	// opened admits a peer whose READY says m, or refuses it.
+	opened(c *conn, m Metadata) error
+	// gone forgets a connection that closed.
+	gone(c *conn)
+}
+
+func newEngine(opts Options, h hooks, withID bool) (engine, error) {
+	if opts.SendHWM <= 0 {
+		opts.SendHWM = 1000
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 30 * time.Second
+	}
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return engine{}, fmt.Errorf("zmtp: epoll_create: %w", err)
+	}
+	return engine{opts: opts, h: h, withID: withID, epfd: epfd, conns: make(map[int32]*conn), rbuf: make([]byte, readSize)}, nil
+}
+
+// open starts a connection on fd, which the engine now owns, and sends
+// this side's greeting and READY.
+func (r *engine) open(fd int, props ...Property) (*conn, error) {
+	if err := r.add(fd, syscall.EPOLLIN|syscall.EPOLLRDHUP); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	c := &conn{fd: fd, born: time.Now()}
+	r.conns[int32(fd)] = c
+	r.shaking++
+	// NULL has nothing to wait for: the READY goes with the greeting.
+	r.takeOut(c)
+	c.out = AppendGreeting(c.out)
+	c.out = AppendReady(c.out, props...)
+	r.markDirty(c)
+	r.flushConn(c)
+	return c, nil
+}
+
+// enqueue queues frames as one message for c.
+func (r *engine) enqueue(c *conn, frames [][]byte) error {
+	if (len(c.ends) >= r.opts.SendHWM || len(c.out) >= flushAt) && !c.pollOut {
+		r.flushConn(c) // much queued this turn: write it now, not at Flush
+		if c.dead {
+			return ErrUnroutable
+		}
+	}
+	if len(c.ends) >= r.opts.SendHWM {
+		return ErrAgain
+	}
+	r.takeOut(c)
+	last := len(frames) - 1
+	for i, f := range frames {
+		c.out = AppendFrame(c.out, f, i < last, false)
+	}
+	c.ends = append(c.ends, len(c.out))
+	r.markDirty(c)
+	return nil
+}
+
+// closeAll closes every connection, after writing what the peers have
+// room for.
+func (r *engine) closeAll() error {
+	if r.shut {
+		return nil
+	}
+	r.shut = true
+	for _, c := range r.dirty {
+		if !c.dead {
+			r.flushConn(c)
+		}
+	}
+	for _, c := range r.conns {
+		syscall.Close(c.fd)
+	}
+	clear(r.conns)
+	return syscall.Close(r.epfd)
+}
+
+// MaxFrames is the most frames of one message Recv returns (a Router's
+// routing id included), as libzmq through domo's zsock does.
+const MaxFrames = 256
+
+// Options tune a Router or a Dealer. Zero fields take the defaults.
+type Options struct {
+	// MaxFrameSize: a peer sending a bigger frame is disconnected.
+	MaxFrameSize int64
+	// SendHWM is the most messages queued for a peer that is not reading
+	// before Send refuses more (ErrAgain); default 1000, libzmq's.
+	SendHWM int
+	// HandshakeTimeout closes a connection that has not finished its
+	// greeting and READY in time; default 30 s, libzmq's.
+	HandshakeTimeout time.Duration
+}
+
+// readSize is the engine's read buffer: one read takes up to this much
+// from one connection.
+const readSize = 64 << 10
+
+// flushAt is how much output Send lets a connection gather before it
+// writes without waiting for Flush.
+const flushAt = 64 << 10
+
+// keepIn is the largest input buffer a connection keeps once drained; its
+// output buffer goes back to the router's spares (at most maxSpares, each
+// at most maxSpare bytes), so an idle connection holds none.
+const (
+	keepIn    = 4 << 10
+	maxSpares = 16
+	maxSpare  = 1 << 20
+)
+
+type received struct {
+	buf     []byte
+	first   int // its first frame's size in Router.sizes
+	nframes int
+	tooMany bool
+}
+
+type connState uint8
+
+const (
+	stateGreeting connState = iota
+	stateReady
+	stateOpen
+)
+
+type conn struct {
+	fd      int
+	state   connState
+	id      string
+	partial []byte // input not yet parsed: an incomplete frame or message
+	need    int    // bytes partial must hold before parsing can go on
+	out     []byte // output not yet written
+	ends    []int  // where each queued message ends in out
+	dirty   bool
+	pollOut bool // EPOLLOUT is in the connection's events
+	born    time.Time
+	dead    bool
+}
+
+// Fd is the epoll set: readable when Recv has something to do.
+func (r *engine) Fd() int { return r.epfd }
+
+func (r *engine) add(fd int, events uint32) error {
+	ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("zmtp: epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+// Recv returns the next message (a Router's starts with the peer's routing
+// id), appending its frames to dst[:0]; they share one buffer the caller
+// owns. It returns ErrAgain when no message is waiting.
+func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
+	dst = dst[:0]
+	for polls := 0; r.qhead == len(r.queue); polls++ {
+		r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
+		if polls == 8 || !r.poll() {
+			return dst, ErrAgain
+		}
+	}
+	m := &r.queue[r.qhead]
+	r.qhead++
+	off := 0
+	for _, size := range r.sizes[m.first : m.first+m.nframes] {
+		dst = append(dst, m.buf[off:off+size:off+size])
+		off += size
+	}
+	tooMany := m.tooMany
+	*m = received{}
+	if tooMany {
+		return dst, ErrTooManyFrames
+	}
+	return dst, nil
+}
+
+// poll handles what the epoll set reports ready, without waiting, and
+// reports whether it found anything.
+func (r *engine) poll() bool {
+	n := epollPoll(r.epfd, r.events[:])
+	for _, ev := range r.events[:n] {
+		c, ok := r.conns[ev.Fd]
+		if !ok {
+			r.h.event(ev)
+			continue
+		}
+		if ev.Events&syscall.EPOLLOUT != 0 {
+			r.flushConn(c)
+		}
+		if ev.Events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0 && !c.dead {
+			r.read(c)
+		}
+	}
+	return n > 0
+}
+
+
+// read reads what c has and parses it.
+func (r *engine) read(c *conn) {
+	buf := r.rbuf
+	own := len(c.partial) > 0 && c.need > len(r.rbuf)/2
+	if own {
+		// A big message on its way: read into c's own buffer, grown to hold it.
+		if cap(c.partial) < c.need+readSize/4 {
+			c.partial = append(make([]byte, 0, c.need+readSize/4), c.partial...)
+		}
+		buf = c.partial[:cap(c.partial)]
+	} else if len(c.partial) > 0 {
+		copy(buf, c.partial)
+	}
+	have := len(c.partial)
+	n, errno := rawRW(syscall.SYS_READ, c.fd, buf[have:])
+	switch {
+	case errno == syscall.EAGAIN || errno == syscall.EINTR:
+		return
+	case errno != 0 || n == 0:
+		r.closeConn(c) // the peer closed, or the connection broke
+		return
+	}
+	data := buf[:have+n]
+	used, err := r.parse(c, data)
+	if err != nil {
+		r.closeConn(c)
+		return
+	}
+	rest := data[used:]
+	switch {
+	case len(rest) == 0:
+		if cap(c.partial) > keepIn {
+			c.partial = nil
+		}
+		c.partial, c.need = c.partial[:0], 0
+	case own:
+		c.partial = buf[:copy(buf, rest)]
+	default:
+		c.partial = append(c.partial[:0], rest...)
+	}
+}
+
+// parse parses data for c and returns how many bytes it used; the rest is
+// an incomplete frame or message, of which c.need says how much is needed.
+func (r *engine) parse(c *conn, data []byte) (int, error) {
+	used := 0
+	for used < len(data) {
+		switch c.state {
+		case stateGreeting:
+			g := data[used:]
+			if err := CheckSignature(g); err != nil {
+				return 0, err
+			}
+			if len(g) < GreetingSize {
+				c.need = GreetingSize
+				return used, nil
+			}
+			if err := CheckGreeting(g); err != nil {
+				return 0, err
+			}
+			used += GreetingSize
+			c.state = stateReady
+		case stateReady:
+			f, n, need, err := ParseFrame(data[used:], 1<<16)
+			if err != nil {
+				return 0, err
+			}
+			if n == 0 {
+				c.need = need
+				return used, nil
+			}
+			if err := r.ready(c, f); err != nil {
+				return 0, err
+			}
+			used += n
+		default:
+			n, need, err := r.parseMessage(c, data[used:])
+			if err != nil {
+				return 0, err
+			}
+			if n == 0 {
+				c.need = need
+				return used, nil
+			}
+			used += n
+		}
+	}
+	c.need = 0
+	return used, nil
+}
+
+// ready handles c's first command, which must be READY.
+func (r *engine) ready(c *conn, f Frame) error {
+	if !f.Command {
+		return ErrNotReady
+	}
+	name, data, err := ParseCommand(f.Body)
+	if err != nil {
+		return err
+	}
+	if name == cmdError {
+		return ErrPeerError
+	}
+	if name != cmdReady {
+		return fmt.Errorf("%w: %q before READY", ErrNotReady, name)
+	}
+	m, err := ParseMetadata(data)
+	if err != nil {
+		return err
+	}
+	if err := r.h.opened(c, m); err != nil {
+		return err
+	}
+	c.state = stateOpen
+	r.shaking--
+	return nil
+}
+
+// parseMessage parses one message, or one command, at the start of data.
+// It returns the bytes used, or 0 and the bytes needed if data holds only
+// part of it.
+func (r *engine) parseMessage(c *conn, data []byte) (int, int, error) {
+	r.frames = r.frames[:0]
+	at, total := 0, len(c.id)
+	for {
+		f, n, need, err := ParseFrame(data[at:], r.opts.MaxFrameSize)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n == 0 {
+			return 0, at + need, nil
+		}
+		at += n
+		if f.Command {
+			if len(r.frames) > 0 {
+				return 0, 0, fmt.Errorf("%w: inside a message", ErrCommand)
+			}
+			return at, 0, r.command(c, f.Body)
+		}
+		r.frames = append(r.frames, f)
+		if !f.More {
+			break
+		}
+	}
+	ids := 0
+	if r.withID {
+		ids = 1
+	}
+	kept := r.frames[:min(len(r.frames), MaxFrames-ids)]
+	for _, f := range kept {
+		total += len(f.Body)
+	}
+	buf := make([]byte, total)
+	off := copy(buf, c.id)
+	first := len(r.sizes)
+	if r.withID {
+		r.sizes = append(r.sizes, len(c.id))
+	}
+	for _, f := range kept {
+		off += copy(buf[off:], f.Body)
+		r.sizes = append(r.sizes, len(f.Body))
+	}
+	r.queue = append(r.queue, received{buf: buf, first: first, nframes: ids + len(kept), tooMany: len(kept) < len(r.frames)})
+	return at, 0, nil
+}
+
+// command handles a command on an open connection.
+func (r *engine) command(c *conn, body []byte) error {
+	name, data, err := ParseCommand(body)
+	if err != nil {
+		return err
+	}
+	switch name {
+	case cmdPing:
+		if len(data) < 2 {
+			return fmt.Errorf("%w: short PING", ErrCommand)
+		}
+		ctx := data[2:]
+		if len(ctx) > 16 {
+			ctx = ctx[:16]
+		}
+		r.takeOut(c)
+		c.out = AppendCommand(c.out, cmdPong, ctx)
+		r.markDirty(c)
+	case cmdError:
+		return ErrPeerError
+	}
+	return nil // PONG, and commands a ROUTER has no use for
+}
+
+
+// takeOut gives c a spare output buffer if it has none.
+func (r *engine) takeOut(c *conn) {
+	if c.out == nil && len(r.spares) > 0 {
+		c.out = r.spares[len(r.spares)-1]
+		r.spares[len(r.spares)-1] = nil
+		r.spares = r.spares[:len(r.spares)-1]
+	}
+}
+
+func (r *engine) markDirty(c *conn) {
+	if !c.dirty {
+		c.dirty = true
+		r.dirty = append(r.dirty, c)
+	}
+}
+
+// Flush writes what Send queued, one write a connection; what a peer has
+// no room for is written when the epoll set says it has. It also closes
+// connections whose handshake is overdue.
+func (r *engine) Flush() {
+	for i, c := range r.dirty {
+		c.dirty = false
+		if !c.dead {
+			r.flushConn(c)
+		}
+		r.dirty[i] = nil
+	}
+	r.dirty = r.dirty[:0]
+	if r.shaking > 0 {
+		r.sweepHandshakes()
+	}
+}
+
+// Pending reports whether Flush has anything to write.
+func (r *engine) Pending() bool { return len(r.dirty) > 0 }
+
+func (r *engine) flushConn(c *conn) {
+	if len(c.out) > 0 {
+		n, errno := rawRW(syscall.SYS_WRITE, c.fd, c.out)
+		switch {
+		case errno == syscall.EAGAIN || errno == syscall.EINTR:
+			n = 0
+		case errno != 0:
+			r.closeConn(c)
+			return
+		}
+		r.consumed(c, n)
+	}
+	want := len(c.out) > 0
+	if want != c.pollOut {
+		events := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP)
+		if want {
+			events |= syscall.EPOLLOUT
+		}
+		ev := syscall.EpollEvent{Events: events, Fd: int32(c.fd)}
+		if err := syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+			r.closeConn(c)
+			return
+		}
+		c.pollOut = want
+	}
+}
+
+// consumed drops the first n bytes of c's output, written.
+func (r *engine) consumed(c *conn, n int) {
+	if n == len(c.out) {
+		if cap(c.out) <= maxSpare && len(r.spares) < maxSpares {
+			r.spares = append(r.spares, c.out[:0])
+		}
+		c.out, c.ends = nil, c.ends[:0]
+		return
+	}
+	c.out = c.out[:copy(c.out, c.out[n:])]
+	k := 0
+	for k < len(c.ends) && c.ends[k] <= n {
+		k++
+	}
+	c.ends = c.ends[:copy(c.ends, c.ends[k:])]
+	for i := range c.ends {
+		c.ends[i] -= n
+	}
+}
+
+func (r *engine) sweepHandshakes() {
+	now := time.Now()
+	if now.Before(r.nextSweep) {
+		return
+	}
+	r.nextSweep = now.Add(time.Second)
+	for _, c := range r.conns {
+		if c.state != stateOpen && now.Sub(c.born) > r.opts.HandshakeTimeout {
+			r.closeConn(c)
+		}
+	}
+}
+
+func (r *engine) closeConn(c *conn) {
+	if c.dead {
+		return
+	}
+	c.dead = true
+	_ = syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	syscall.Close(c.fd)
+	delete(r.conns, int32(c.fd))
+	if c.state != stateOpen {
+		r.shaking--
+	}
+	r.h.gone(c)
+	c.out, c.partial, c.ends = nil, nil, nil
+}
+
+// epollPoll looks at the epoll set without waiting, as a raw system call
+// (it cannot block, so the scheduler need not know).
+func epollPoll(epfd int, events []syscall.EpollEvent) int {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(n)
+}
+
+// rawRW reads or writes a non-blocking descriptor: a raw system call, for
+// the same reason.
+func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), errno
+}
+
