@@ -64,10 +64,6 @@ var probeFrames = func() [][]byte {
 // ErrAgain while the connection is not up, instead of queueing the request
 // for a broker that may never come back.
 func (c *Client) dial(endpoint string) (*conn, error) {
-	s, err := zsock.New(zsock.Dealer)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
 	// ZMTP heartbeats find a dead or hung broker for an idle client, which
 	// sends no probes of its own for a long while (idleProbeInterval):
 	// libzmq closes the silent connection, and ZMQ_IMMEDIATE then steers
@@ -88,8 +84,8 @@ func (c *Client) dial(endpoint string) (*conn, error) {
 	if l := max(c.opts.limits.MaxFrameSize, c.opts.limits.MaxMessageSize); l > 0 {
 		so.MaxMessageSize = int64(l)
 	}
-	if err := s.Apply(so); err != nil {
-		s.Close()
+	s, err := zsock.NewDealer(so, !c.opts.libzmq)
+	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if err := s.Connect(endpoint); err != nil {

@@ -40,6 +40,7 @@ type options struct {
 	discovery BrokerSource
 	limits    mdp.Limits
 	logger    *slog.Logger
+	libzmq    bool // connect through libzmq instead of the native transport
 }
 
 func defaultOptions() options {
@@ -122,6 +123,15 @@ func WithTimeout(d time.Duration) Option {
 // message from the broker outside them is dropped and counted as malformed.
 func WithLimits(l mdp.Limits) Option {
 	return func(o *options) { o.limits = l }
+}
+
+// WithNativeTransport chooses how the client speaks ZMTP to its brokers:
+// itself, on its own socket loop (true, the default), or through libzmq's
+// DEALER and I/O thread (false). Brokers cannot tell the difference; the
+// native transport costs less CPU and latency a call (docs/architecture.md,
+// "Native transport") and handles tcp:// and ipc:// endpoints only.
+func WithNativeTransport(native bool) Option {
+	return func(o *options) { o.libzmq = !native }
 }
 
 // WithLogger sets the logger (slog.Default unless set). The client logs

@@ -218,13 +218,9 @@ func (c *conn) grow() {
 
 // open creates a new socket and connects it; READY is sent by serve.
 func (c *conn) open() error {
-	s, err := zsock.New(zsock.Dealer)
-	if err != nil {
-		return err
-	}
 	o := zsock.Options{MaxMessageSize: int64(c.w.opts.limits.MaxMessageSize), Immediate: true}
-	if err := s.Apply(o); err != nil {
-		s.Close()
+	s, err := zsock.NewDealer(o, !c.w.opts.libzmq)
+	if err != nil {
 		return err
 	}
 	if err := s.Connect(c.endpoint); err != nil {

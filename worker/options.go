@@ -32,6 +32,7 @@ type options struct {
 	logger       *slog.Logger
 	discovery    BrokerSource
 	doc          string
+	libzmq       bool // connect through libzmq instead of the native transport
 }
 
 func defaultOptions() options {
@@ -122,6 +123,16 @@ type BrokerSource interface {
 // endpoints of WithBroker (which src's first report replaces).
 func WithDiscovery(src BrokerSource) Option {
 	return func(o *options) { o.discovery = src }
+}
+
+// WithNativeTransport chooses how the worker speaks ZMTP to its brokers:
+// itself, on its connections' loops (true, the default), or through
+// libzmq's DEALER and I/O thread (false). Brokers cannot tell the
+// difference; the native transport costs less CPU and latency a request
+// (docs/architecture.md, "Native transport") and handles tcp:// and
+// ipc:// endpoints only.
+func WithNativeTransport(native bool) Option {
+	return func(o *options) { o.libzmq = !native }
 }
 
 // WithLogger sets the logger; the default is slog.Default(). Each record

@@ -188,6 +188,7 @@ type conn struct {
 	pollOut bool // EPOLLOUT is in the connection's events
 	born    time.Time
 	dead    bool
+	heard   bool // read something since a Dealer last sent PING
 }
 
 // Fd is the epoll set: readable when Recv has something to do.
@@ -247,7 +248,6 @@ func (r *engine) poll() bool {
 	return n > 0
 }
 
-
 // read reads what c has and parses it.
 func (r *engine) read(c *conn) {
 	buf := r.rbuf
@@ -270,6 +270,7 @@ func (r *engine) read(c *conn) {
 		r.closeConn(c) // the peer closed, or the connection broke
 		return
 	}
+	c.heard = true
 	data := buf[:have+n]
 	used, err := r.parse(c, data)
 	if err != nil {
@@ -438,7 +439,6 @@ func (r *engine) command(c *conn, body []byte) error {
 	return nil // PONG, and commands a ROUTER has no use for
 }
 
-
 // takeOut gives c a spare output buffer if it has none.
 func (r *engine) takeOut(c *conn) {
 	if c.out == nil && len(r.spares) > 0 {
@@ -569,4 +569,3 @@ func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
 	n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	return int(n), errno
 }
-

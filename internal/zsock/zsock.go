@@ -65,7 +65,7 @@ type Socket struct {
 	s      *zmq.Socket
 	fast   *fastPath    // nil: frame by frame through pebbe
 	waker  *Waker       // set on a Waker's pseudo-socket, which has no s
-	native *zmtp.Router // set on a native ROUTER, which has no s
+	native native // set on a native ROUTER or DEALER, which has no s
 
 	// settled: the last call left no message to read and no command
 	// pending (a receive found none, or ZMQ_EVENTS said so), so only a
@@ -105,6 +105,53 @@ func NewNativeRouter(o Options) (*Socket, error) {
 		return nil, fmt.Errorf("zsock: %w", err)
 	}
 	return &Socket{native: r}, nil
+}
+
+// NewNativeDealer returns a DEALER socket that speaks ZMTP itself (see
+// NewNativeRouter) and connects to one tcp:// or ipc:// endpoint. It takes
+// Identity, the reconnect intervals, the heartbeats, MaxMessageSize and
+// SendHWM here, and always acts as with Immediate: a send while the
+// connection is not up fails with ErrAgain.
+func NewNativeDealer(o Options) (*Socket, error) {
+	d, err := zmtp.NewDealer(zmtp.DealerOptions{
+		Options:          zmtp.Options{MaxFrameSize: o.MaxMessageSize, SendHWM: o.SendHWM},
+		Identity:         o.Identity,
+		ReconnectIvl:     o.ReconnectIvl,
+		ReconnectIvlMax:  o.ReconnectIvlMax,
+		HeartbeatIvl:     o.HeartbeatIvl,
+		HeartbeatTimeout: o.HeartbeatTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zsock: %w", err)
+	}
+	return &Socket{native: d}, nil
+}
+
+// NewDealer returns a DEALER with options o: a native one
+// (NewNativeDealer) if native, else libzmq's. Both act as with Immediate.
+func NewDealer(o Options, native bool) (*Socket, error) {
+	if native {
+		return NewNativeDealer(o)
+	}
+	s, err := New(Dealer)
+	if err != nil {
+		return nil, err
+	}
+	o.Immediate = true
+	if err := s.Apply(o); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// native is what zsock needs of a zmtp.Router or zmtp.Dealer.
+type native interface {
+	Fd() int
+	Recv(dst [][]byte) ([][]byte, error)
+	Send(frames [][]byte) error
+	Flush()
+	Close() error
 }
 
 // Options are the socket options domo sets. Zero fields keep libzmq's default.
@@ -176,8 +223,10 @@ func (s *Socket) Apply(o Options) error {
 // differs from the argument for a wildcard port ("tcp://127.0.0.1:*").
 func (s *Socket) Bind(endpoint string) (string, error) {
 	s.settled = false
-	if s.native != nil {
-		return s.native.Bind(endpoint)
+	if r, ok := s.native.(*zmtp.Router); ok {
+		return r.Bind(endpoint)
+	} else if s.native != nil {
+		return "", errors.New("zsock: a native dealer only connects")
 	}
 	if err := s.s.Bind(endpoint); err != nil {
 		return "", fmt.Errorf("zsock: bind %s: %w", endpoint, err)
@@ -192,7 +241,12 @@ func (s *Socket) Bind(endpoint string) (string, error) {
 // Connect connects s to endpoint. libzmq connects in the background and
 // reconnects by itself; an error here means the endpoint is malformed.
 func (s *Socket) Connect(endpoint string) error {
-	if s.native != nil {
+	if d, ok := s.native.(*zmtp.Dealer); ok {
+		if err := d.Connect(endpoint); err != nil {
+			return fmt.Errorf("zsock: %w", err)
+		}
+		return nil
+	} else if s.native != nil {
 		return errors.New("zsock: a native router only binds")
 	}
 	s.settled = false
@@ -205,7 +259,7 @@ func (s *Socket) Connect(endpoint string) error {
 // Disconnect undoes Connect.
 func (s *Socket) Disconnect(endpoint string) error {
 	if s.native != nil {
-		return errors.New("zsock: a native router only binds")
+		return errors.New("zsock: a native socket does not disconnect; close it")
 	}
 	s.settled = false
 	if err := s.s.Disconnect(endpoint); err != nil {
@@ -244,7 +298,8 @@ func (s *Socket) Send(frames [][]byte, wait bool) error {
 		return errors.New("zsock: send of an empty message")
 	}
 	if s.native != nil {
-		// It never waits, and a send leaves what it can read as it was.
+		// It never waits (wait is ignored), and a send leaves what it can
+		// read as it was.
 		return mapNative(s.native.Send(frames))
 	}
 	s.settled = false
@@ -287,7 +342,7 @@ func (s *Socket) Recv(dst [][]byte, wait bool) ([][]byte, error) {
 func (s *Socket) recv(dst [][]byte, wait bool) ([][]byte, error) {
 	if s.native != nil {
 		if wait {
-			return dst[:0], errors.New("zsock: a native router never waits in Recv; poll it")
+			return dst[:0], errors.New("zsock: a native socket never waits in Recv; poll it")
 		}
 		dst, err := s.native.Recv(dst)
 		return dst, mapNative(err)
