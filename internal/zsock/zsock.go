@@ -63,9 +63,9 @@ func init() {
 // Socket is one ZeroMQ socket.
 type Socket struct {
 	s      *zmq.Socket
-	fast   *fastPath    // nil: frame by frame through pebbe
-	waker  *Waker       // set on a Waker's pseudo-socket, which has no s
-	native native // set on a native ROUTER or DEALER, which has no s
+	fast   *fastPath // nil: frame by frame through pebbe
+	waker  *Waker    // set on a Waker's pseudo-socket, which has no s
+	native native    // set on a native ROUTER or DEALER, which has no s
 
 	// settled: the last call left no message to read and no command
 	// pending (a receive found none, or ZMQ_EVENTS said so), so only a
