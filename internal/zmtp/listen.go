@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +45,13 @@ func ParseTCP(endpoint string) (netip.AddrPort, error) {
 			if lerr != nil || len(ips) == 0 {
 				return netip.AddrPort{}, fmt.Errorf("zmtp: endpoint %s: %q is neither an address nor a host name that resolves", endpoint, host)
 			}
-			addr, _ = netip.AddrFromSlice(ips[0])
+			// An IPv4 address if there is one, as libzmq (ZMQ_IPV6 off by
+			// default) would take.
+			ip := ips[0]
+			if i := slices.IndexFunc(ips, func(ip net.IP) bool { return ip.To4() != nil }); i >= 0 {
+				ip = ips[i]
+			}
+			addr, _ = netip.AddrFromSlice(ip)
 		}
 	}
 	return netip.AddrPortFrom(addr.Unmap(), uint16(p)), nil
