@@ -71,11 +71,12 @@ type Config struct {
 	DedicatedThread bool
 
 	// NativeTransport makes the broker speak ZMTP itself on its endpoints
-	// (package zmtp) instead of through libzmq: a message then crosses no
-	// thread between the network and the routing loop, which reads and
-	// writes the connections itself (docs/architecture.md, "Native
-	// transport"). Peers see no difference: it is the same protocol. Only
-	// tcp:// and ipc:// endpoints, NULL security.
+	// and on its links to peer brokers (package zmtp) instead of through
+	// libzmq: a message then crosses no thread between the network and the
+	// routing loop, which reads and writes the connections itself
+	// (docs/architecture.md, "Native transport"). Peers see no difference:
+	// it is the same protocol. Only tcp:// and ipc:// endpoints, NULL
+	// security.
 	NativeTransport bool
 
 	// Events, if set, receives a record of each step of each request

@@ -51,17 +51,13 @@ type PeerInfo struct {
 }
 
 func (b *Broker) newPeer(endpoint string) (*peer, error) {
-	s, err := zsock.New(zsock.Dealer)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Apply(zsock.Options{
+	s, err := zsock.NewDealer(zsock.Options{
 		Identity:  string(peerPrefix) + b.cfg.ID + ":" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		Immediate: true, // a send to a peer that is down fails instead of queueing
 		SendHWM:   b.cfg.SendHWM,
 		RecvHWM:   b.cfg.RecvHWM,
-	}); err != nil {
-		s.Close()
+	}, b.cfg.NativeTransport)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.Connect(endpoint); err != nil {

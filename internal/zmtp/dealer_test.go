@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,31 +33,16 @@ func runDealer(t *testing.T, opts DealerOptions, endpoint string) *dealerLoop {
 	go func() {
 		defer close(l.done)
 		defer d.Close()
-		var events [4]syscall.EpollEvent
-		var msg [][]byte
-		for {
-			select {
-			case fn, ok := <-l.work:
-				if !ok {
-					return
-				}
-				fn()
-			default:
+		serve(d, l.work, func(msg [][]byte, err error) {
+			if err != nil {
+				return
 			}
-			for {
-				var err error
-				if msg, err = d.Recv(msg); err != nil {
-					break
-				}
-				var m []string
-				for _, f := range msg {
-					m = append(m, string(f))
-				}
-				l.got <- m
+			var m []string
+			for _, f := range msg {
+				m = append(m, string(f))
 			}
-			d.Flush()
-			_, _ = syscall.EpollWait(d.Fd(), events[:], 2)
-		}
+			l.got <- m
+		})
 	}()
 	t.Cleanup(func() { close(l.work); <-l.done })
 	return l
@@ -150,32 +134,15 @@ func TestDealerReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	echo := func(r *Router, stop chan struct{}) chan struct{} {
+	echo := func(r *Router, stop chan func()) chan struct{} {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			var events [4]syscall.EpollEvent
-			var msg [][]byte
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				for {
-					var err error
-					if msg, err = r.Recv(msg); err != nil {
-						break
-					}
-					_ = r.Send(msg)
-				}
-				r.Flush()
-				_, _ = syscall.EpollWait(r.Fd(), events[:], 2)
-			}
+			serve(r, stop, func(m [][]byte, err error) { _ = r.Send(m) })
 		}()
 		return done
 	}
-	stop := make(chan struct{})
+	stop := make(chan func())
 	done := echo(r, stop)
 	l := runDealer(t, DealerOptions{ReconnectIvl: 20 * time.Millisecond, ReconnectIvlMax: 80 * time.Millisecond}, ep)
 	l.send(t, "one")
@@ -198,7 +165,7 @@ func TestDealerReconnects(t *testing.T) {
 	if _, err := r2.Bind(ep); err != nil {
 		t.Fatal(err)
 	}
-	stop2 := make(chan struct{})
+	stop2 := make(chan func())
 	done2 := echo(r2, stop2)
 	defer func() { close(stop2); <-done2; r2.Close() }()
 	l.send(t, "two")

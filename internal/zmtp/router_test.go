@@ -48,11 +48,26 @@ func newHarness(t *testing.T, opts Options, endpoint string, onMsg func(r *Route
 func (h *harness) run() {
 	defer close(h.done)
 	defer h.r.Close()
+	serve(h.r, h.work, func(m [][]byte, err error) {
+		if h.onMsg != nil {
+			h.onMsg(h.r, m, err)
+		}
+	})
+}
+
+// serve runs the loop of s as its owner would (wait on Fd, Recv until
+// ErrAgain, Flush), handing each message to onMsg and running work between
+// turns, until work is closed.
+func serve(s interface {
+	Fd() int
+	Recv([][]byte) ([][]byte, error)
+	Flush()
+}, work <-chan func(), onMsg func(m [][]byte, err error)) {
 	var events [4]syscall.EpollEvent
 	var msg [][]byte
 	for {
 		select {
-		case fn, ok := <-h.work:
+		case fn, ok := <-work:
 			if !ok {
 				return
 			}
@@ -61,16 +76,14 @@ func (h *harness) run() {
 		}
 		for {
 			var err error
-			msg, err = h.r.Recv(msg)
+			msg, err = s.Recv(msg)
 			if errors.Is(err, ErrAgain) {
 				break
 			}
-			if h.onMsg != nil {
-				h.onMsg(h.r, msg, err)
-			}
+			onMsg(msg, err)
 		}
-		h.r.Flush()
-		_, _ = syscall.EpollWait(h.r.Fd(), events[:], 2)
+		s.Flush()
+		_, _ = syscall.EpollWait(s.Fd(), events[:], 2)
 	}
 }
 
