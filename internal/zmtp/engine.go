@@ -255,7 +255,9 @@ func (r *engine) read(c *conn) {
 	if own {
 		// A big message on its way: read into c's own buffer, grown to hold it.
 		if cap(c.partial) < c.need+readSize/4 {
-			c.partial = append(make([]byte, 0, c.need+readSize/4), c.partial...)
+			grown := append(r.spare(c.need+readSize/4), c.partial...)
+			r.giveBack(c.partial)
+			c.partial = grown
 		}
 		buf = c.partial[:cap(c.partial)]
 	} else if len(c.partial) > 0 {
@@ -281,6 +283,7 @@ func (r *engine) read(c *conn) {
 	switch {
 	case len(rest) == 0:
 		if cap(c.partial) > keepIn {
+			r.giveBack(c.partial)
 			c.partial = nil
 		}
 		c.partial, c.need = c.partial[:0], 0
@@ -439,6 +442,29 @@ func (r *engine) command(c *conn, body []byte) error {
 	return nil // PONG, and commands a ROUTER has no use for
 }
 
+// spare returns an empty buffer of at least n bytes' capacity: a spare
+// if one is big enough, else a new one. Big messages (a batch of requests
+// is up to 32 bodies) would otherwise cost an allocation, its zeroing and,
+// in time, the runtime's returning it to the kernel, each.
+func (r *engine) spare(n int) []byte {
+	for i, b := range r.spares {
+		if cap(b) >= n {
+			last := len(r.spares) - 1
+			r.spares[i], r.spares[last] = r.spares[last], nil
+			r.spares = r.spares[:last]
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// giveBack keeps b as a spare if it is worth keeping and there is room.
+func (r *engine) giveBack(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxSpare && len(r.spares) < maxSpares {
+		r.spares = append(r.spares, b[:0])
+	}
+}
+
 // takeOut gives c a spare output buffer if it has none.
 func (r *engine) takeOut(c *conn) {
 	if c.out == nil && len(r.spares) > 0 {
@@ -505,9 +531,7 @@ func (r *engine) flushConn(c *conn) {
 // consumed drops the first n bytes of c's output, written.
 func (r *engine) consumed(c *conn, n int) {
 	if n == len(c.out) {
-		if cap(c.out) <= maxSpare && len(r.spares) < maxSpares {
-			r.spares = append(r.spares, c.out[:0])
-		}
+		r.giveBack(c.out)
 		c.out, c.ends = nil, c.ends[:0]
 		return
 	}
