@@ -3,6 +3,7 @@ package zmtp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -39,6 +40,7 @@ type Dealer struct {
 	engine
 	dopts      DealerOptions
 	addr       syscall.Sockaddr
+	named      string // a tcp:// endpoint given by host name, resolved again at each reconnect
 	c          *conn // the connection, nil while there is none
 	connecting int   // a connect in progress, -1 if none
 	timer      int   // a timerfd
@@ -78,7 +80,9 @@ func NewDealer(opts DealerOptions) (*Dealer, error) {
 
 // Connect connects to endpoint ("tcp://host:port" or "ipc:///path") in the
 // background, and again whenever the connection breaks. A host name is
-// resolved here, once. A Dealer connects to one endpoint.
+// resolved here and again before each reconnect (as libzmq does, so a
+// peer that comes back at a new address is found; a lookup that fails
+// keeps the last address). A Dealer connects to one endpoint.
 func (d *Dealer) Connect(endpoint string) error {
 	if d.addr != nil {
 		return errors.New("zmtp: a Dealer connects to one endpoint")
@@ -93,6 +97,11 @@ func (d *Dealer) Connect(endpoint string) error {
 			return fmt.Errorf("zmtp: connect %s: want a host and a port", endpoint)
 		}
 		d.addr = sockaddr(ap)
+		if host, _, _ := net.SplitHostPort(strings.TrimPrefix(endpoint, "tcp://")); host != "" {
+			if _, err := netip.ParseAddr(host); err != nil {
+				d.named = endpoint
+			}
+		}
 	case strings.HasPrefix(endpoint, "ipc://"):
 		d.addr = &syscall.SockaddrUnix{Name: strings.TrimPrefix(endpoint, "ipc://")}
 	default:
@@ -114,6 +123,11 @@ func (d *Dealer) Connected() bool { return d.c != nil && d.c.state == stateOpen 
 
 // dial starts a connection; a failure schedules the next.
 func (d *Dealer) dial() {
+	if !d.retryAt.IsZero() && d.named != "" {
+		if ap, err := ParseTCP(d.named); err == nil {
+			d.addr = sockaddr(ap)
+		}
+	}
 	d.retryAt = time.Time{}
 	family := syscall.AF_UNIX
 	switch d.addr.(type) {

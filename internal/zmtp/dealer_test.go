@@ -144,7 +144,14 @@ func TestDealerReconnects(t *testing.T) {
 	}
 	stop := make(chan func())
 	done := echo(r, stop)
-	l := runDealer(t, DealerOptions{ReconnectIvl: 20 * time.Millisecond, ReconnectIvlMax: 80 * time.Millisecond}, ep)
+	// By host name, which the dealer resolves again before each reconnect.
+	named := strings.Replace(ep, "127.0.0.1", "localhost", 1)
+	l := runDealer(t, DealerOptions{ReconnectIvl: 20 * time.Millisecond, ReconnectIvlMax: 80 * time.Millisecond}, named)
+	l.do(func(d *Dealer) {
+		if d.named != named {
+			t.Errorf("dealer does not take %s for a name to resolve again", named)
+		}
+	})
 	l.send(t, "one")
 	if m := l.recv(t); m[0] != "one" {
 		t.Fatalf("got %q", m)

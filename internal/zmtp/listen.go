@@ -1,6 +1,7 @@
 package zmtp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // listen opens a non-blocking listening socket for endpoint.
@@ -20,6 +22,10 @@ func listen(endpoint string) (*listener, error) {
 	}
 	return nil, fmt.Errorf("zmtp: bind %s: only tcp:// and ipc:// endpoints", endpoint)
 }
+
+// lookupTimeout bounds a host name's lookup, which a Dealer makes on its
+// owner's loop before each reconnect.
+const lookupTimeout = time.Second
 
 // ParseTCP parses a tcp:// endpoint as libzmq binds it: host "*" is every
 // IPv4 interface, port "*" (or "!") any free port; a host name must resolve.
@@ -41,7 +47,9 @@ func ParseTCP(endpoint string) (netip.AddrPort, error) {
 		addr = netip.IPv4Unspecified()
 	default:
 		if addr, err = netip.ParseAddr(host); err != nil {
-			ips, lerr := net.LookupIP(host)
+			ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+			ips, lerr := net.DefaultResolver.LookupIP(ctx, "ip", host)
+			cancel()
 			if lerr != nil || len(ips) == 0 {
 				return netip.AddrPort{}, fmt.Errorf("zmtp: endpoint %s: %q is neither an address nor a host name that resolves", endpoint, host)
 			}
