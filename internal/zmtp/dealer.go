@@ -41,9 +41,9 @@ type Dealer struct {
 	dopts      DealerOptions
 	addr       syscall.Sockaddr
 	named      string // a tcp:// endpoint given by host name, resolved again at each reconnect
-	c          *conn // the connection, nil while there is none
-	connecting int   // a connect in progress, -1 if none
-	timer      int   // a timerfd
+	c          *conn  // the connection, nil while there is none
+	connecting int    // a connect in progress, -1 if none
+	timer      int    // a timerfd
 	retryIvl   time.Duration
 	retryAt    time.Time // when to connect again; zero if not waiting to
 	awaiting   bool      // a PING went and nothing was heard since
