@@ -19,6 +19,7 @@ func newBenchCmd() *cobra.Command {
 		endpoint    string
 		workers     int
 		concurrency int
+		native      bool
 		cfg         = loadgen.Config{Method: "bench.echo"}
 	)
 	cmd := &cobra.Command{
@@ -32,10 +33,12 @@ loopback port; with --workers K it starts K echo workers of the service "bench".
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			cfg.Libzmq = !native
 			if endpoint == "" {
 				bcfg := broker.DefaultConfig()
 				bcfg.Listen = []string{"tcp://127.0.0.1:*"}
 				bcfg.Logger = slog.Default()
+				bcfg.NativeTransport = !cfg.Libzmq
 				b, err := broker.New(bcfg)
 				if err != nil {
 					return err
@@ -48,7 +51,8 @@ loopback port; with --workers K it starts K echo workers of the service "bench".
 			var wg sync.WaitGroup
 			defer func() { stopWorkers(); wg.Wait() }()
 			for range workers {
-				w := worker.New("bench", worker.WithBroker(endpoint), worker.WithConcurrency(concurrency))
+				w := worker.New("bench", worker.WithBroker(endpoint), worker.WithConcurrency(concurrency),
+					worker.WithNativeTransport(!cfg.Libzmq))
 				w.HandleFunc("echo", func(_ context.Context, r *worker.Request) ([]byte, error) { return r.Payload, nil })
 				wg.Add(1)
 				go func() {
@@ -82,5 +86,6 @@ loopback port; with --workers K it starts K echo workers of the service "bench".
 	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long to run")
 	f.IntVar(&cfg.MaxRequests, "max-requests", 0, "stop after this many requests (0: 10 million)")
 	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "deadline of each request")
+	f.BoolVar(&native, "native-transport", true, "clients (and the workers and broker bench starts) speak ZMTP without libzmq; false uses libzmq")
 	return cmd
 }

@@ -41,6 +41,7 @@ func newServeCmd() *cobra.Command {
 		heartbeat   time.Duration
 		discover    string
 		drain       time.Duration
+		native      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve SERVICE...",
@@ -65,6 +66,7 @@ func newServeCmd() *cobra.Command {
 						worker.WithConcurrency(concurrency),
 						worker.WithHeartbeat(heartbeat, 3),
 						worker.WithLogger(slog.Default()),
+						worker.WithNativeTransport(native),
 					}
 					if src != nil {
 						opts = append(opts, worker.WithDiscovery(src))
@@ -82,6 +84,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&concurrency, "concurrency", 16, "requests each worker handles at once")
 	f.DurationVar(&heartbeat, "heartbeat", 2500*time.Millisecond, "heartbeat interval (match the broker's)")
 	f.DurationVar(&drain, "drain", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests in flight finish")
+	f.BoolVar(&native, "native-transport", true, "speak ZMTP to the brokers without libzmq (tcp:// and ipc:// only); false uses libzmq")
 	return cmd
 }
 

@@ -28,6 +28,9 @@ type Config struct {
 	MaxRequests int
 	// Timeout is each request's deadline.
 	Timeout time.Duration
+	// Libzmq makes the clients connect through libzmq instead of the
+	// native transport (client.WithNativeTransport).
+	Libzmq bool
 }
 
 // Result is what a run measured.
@@ -70,7 +73,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	clients := make([]*client.Client, cfg.Clients)
 	for i := range clients {
-		c, err := client.New(client.WithBroker(strings.Split(cfg.Broker, ",")...), client.WithTimeout(cfg.Timeout))
+		c, err := client.New(client.WithBroker(strings.Split(cfg.Broker, ",")...), client.WithTimeout(cfg.Timeout),
+			client.WithNativeTransport(!cfg.Libzmq))
 		if err != nil {
 			for _, c := range clients[:i] {
 				c.Close()
