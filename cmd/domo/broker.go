@@ -29,6 +29,7 @@ func brokerFlags(cmd *cobra.Command, cfg *broker.Config) {
 	f.StringVar(&cfg.ID, "id", cfg.ID, "broker id shown to peers (random if empty)")
 	f.StringSliceVar(&cfg.Peers, "peer", cfg.Peers, "peer broker endpoints to offload to (repeatable; the broker's own endpoints are ignored, so one list serves a whole cluster)")
 	f.IntVar(&cfg.OffloadQueue, "offload-queue", cfg.OffloadQueue, "queue length at which requests go to peers even while local workers have credit (0: only when none has)")
+	f.BoolVar(&cfg.DedicatedThread, "dedicated-thread", cfg.DedicatedThread, "the routing loop blocks its own OS thread in epoll_wait instead of parking in Go's poller")
 	f.BoolVar(&cfg.NativeTransport, "native-transport", cfg.NativeTransport, "speak ZMTP on the broker's endpoints without libzmq (tcp:// and ipc:// only); false uses libzmq")
 	f.IntVar(&cfg.Limits.MaxMessageSize, "max-message", cfg.Limits.MaxMessageSize, "largest message accepted, bytes")
 	f.IntVar(&cfg.Limits.MaxFrameSize, "max-frame", cfg.Limits.MaxFrameSize, "largest frame accepted, bytes")

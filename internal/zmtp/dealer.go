@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -38,12 +39,18 @@ type DealerOptions struct {
 // reconnects and heartbeats.
 type Dealer struct {
 	engine
-	dopts      DealerOptions
-	addr       syscall.Sockaddr
-	named      string // a tcp:// endpoint given by host name, resolved again at each reconnect
-	c          *conn  // the connection, nil while there is none
-	connecting int    // a connect in progress, -1 if none
-	timer      int    // a timerfd
+	dopts     DealerOptions
+	addr      syscall.Sockaddr
+	named     string // a tcp:// endpoint given by host name, resolved again at each reconnect
+	lookingUp bool   // a lookup of named is running
+	lookup    struct {
+		sync.Mutex
+		done bool
+		addr syscall.Sockaddr // nil if it failed
+	}
+	c          *conn // the connection, nil while there is none
+	connecting int   // a connect in progress, -1 if none
+	timer      int   // a timerfd
 	retryIvl   time.Duration
 	retryAt    time.Time // when to connect again; zero if not waiting to
 	awaiting   bool      // a PING went and nothing was heard since
@@ -80,9 +87,10 @@ func NewDealer(opts DealerOptions) (*Dealer, error) {
 
 // Connect connects to endpoint ("tcp://host:port" or "ipc:///path") in the
 // background, and again whenever the connection breaks. A host name is
-// resolved here and again before each reconnect (as libzmq does, so a
-// peer that comes back at a new address is found; a lookup that fails
-// keeps the last address). A Dealer connects to one endpoint.
+// resolved here, and again in the background while the dealer reconnects
+// (as libzmq does, so a peer that comes back at a new address is found; a
+// lookup that fails keeps the last address). A Dealer connects to one
+// endpoint.
 func (d *Dealer) Connect(endpoint string) error {
 	if d.addr != nil {
 		return errors.New("zmtp: a Dealer connects to one endpoint")
@@ -124,9 +132,7 @@ func (d *Dealer) Connected() bool { return d.c != nil && d.c.state == stateOpen 
 // dial starts a connection; a failure schedules the next.
 func (d *Dealer) dial() {
 	if !d.retryAt.IsZero() && d.named != "" {
-		if ap, err := ParseTCP(d.named); err == nil {
-			d.addr = sockaddr(ap)
-		}
+		d.lookUp()
 	}
 	d.retryAt = time.Time{}
 	family := syscall.AF_UNIX
@@ -154,6 +160,36 @@ func (d *Dealer) dial() {
 	d.connecting = fd
 }
 
+// lookUp takes the address a finished lookup of the endpoint's host name
+// found, and starts the next lookup. Lookups run on a goroutine of their
+// own, so that a slow name server never holds up the owner's loop; a
+// connect meanwhile uses the last address found.
+func (d *Dealer) lookUp() {
+	d.lookup.Lock()
+	done, addr := d.lookup.done, d.lookup.addr
+	d.lookup.done = false
+	d.lookup.Unlock()
+	if done {
+		d.lookingUp = false
+		if addr != nil {
+			d.addr = addr
+		}
+	}
+	if d.lookingUp {
+		return
+	}
+	d.lookingUp = true
+	go func(endpoint string) {
+		var addr syscall.Sockaddr
+		if ap, err := ParseTCP(endpoint); err == nil {
+			addr = sockaddr(ap)
+		}
+		d.lookup.Lock()
+		d.lookup.done, d.lookup.addr = true, addr
+		d.lookup.Unlock()
+	}(d.named)
+}
+
 // connected finishes a connect in progress.
 func (d *Dealer) connected() {
 	fd := d.connecting
@@ -170,7 +206,7 @@ func (d *Dealer) connected() {
 		props = append(props, Property{"Identity", []byte(d.dopts.Identity)})
 	}
 	c, err := d.open(fd, props...)
-	if err != nil {
+	if err != nil || c.dead { // dead: the greeting's write found it broken
 		d.retryLater()
 		return
 	}
@@ -298,7 +334,10 @@ func (d *Dealer) Close() error {
 	}
 	if d.connecting >= 0 {
 		syscall.Close(d.connecting)
+		d.connecting = -1
 	}
+	d.c = nil
 	syscall.Close(d.timer)
+	d.timer = -1
 	return d.closeAll()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,5 +244,38 @@ func TestDealerEndpoints(t *testing.T) {
 	}
 	if err := d.Connect("tcp://127.0.0.1:1"); err == nil {
 		t.Error("a second endpoint was taken")
+	}
+}
+
+// After Close, Send and Flush touch no descriptor (their numbers may
+// already belong to someone else).
+func TestSendAfterClose(t *testing.T) {
+	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", echo)
+	d, err := NewDealer(DealerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(h.ep); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !d.Connected(); {
+		var events [4]syscall.EpollEvent
+		syscall.EpollWait(d.Fd(), events[:], 10)
+		d.Recv(nil)
+		d.Flush()
+		if time.Now().After(deadline) {
+			t.Fatal("never connected")
+		}
+	}
+	if err := d.Send([][]byte{[]byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if err := d.Send([][]byte{[]byte("y")}); !errors.Is(err, ErrAgain) {
+		t.Errorf("Send after Close: %v, want ErrAgain", err)
+	}
+	d.Flush()
+	if d.Connected() {
+		t.Error("connected after Close")
 	}
 }

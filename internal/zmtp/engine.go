@@ -34,6 +34,7 @@ type engine struct {
 	dirty   []*conn  // connections with output to write at Flush
 	spares  [][]byte // output buffers no connection holds
 	frames  []Frame  // scratch: the frames of the message being parsed
+	cmds    [][]byte // scratch: commands among them
 	queue   []received
 	qhead   int
 	sizes   []int // the frame sizes of queued messages, in order
@@ -61,6 +62,9 @@ func newEngine(opts Options, h hooks, withID bool) (engine, error) {
 	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 30 * time.Second
+	}
+	if opts.MaxFrameSize <= 0 {
+		opts.MaxFrameSize = DefaultMaxFrameSize
 	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -90,13 +94,13 @@ func (r *engine) open(fd int, props ...Property) (*conn, error) {
 
 // enqueue queues frames as one message for c.
 func (r *engine) enqueue(c *conn, frames [][]byte) error {
-	if (len(c.ends) >= r.opts.SendHWM || len(c.out) >= flushAt) && !c.pollOut {
+	if (c.queued() >= r.opts.SendHWM || len(c.out)-c.head >= flushAt) && !c.pollOut {
 		r.flushConn(c) // much queued this turn: write it now, not at Flush
 		if c.dead {
 			return ErrUnroutable
 		}
 	}
-	if len(c.ends) >= r.opts.SendHWM {
+	if c.queued() >= r.opts.SendHWM {
 		return ErrAgain
 	}
 	r.takeOut(c)
@@ -123,10 +127,22 @@ func (r *engine) closeAll() error {
 	}
 	for _, c := range r.conns {
 		syscall.Close(c.fd)
+		c.dead = true // a later Send or Flush must not touch the descriptor
 	}
 	clear(r.conns)
+	clear(r.dirty)
+	r.dirty = r.dirty[:0]
 	return syscall.Close(r.epfd)
 }
+
+// DefaultMaxFrameSize bounds frames and messages when Options does not:
+// libzmq's default is no bound, but a peer's frame header alone must not
+// decide how much memory the process sets aside.
+const DefaultMaxFrameSize = 256 << 20
+
+// maxWireFrames is the most frames a message may have on the wire; a
+// peer sending more is disconnected. (Recv keeps MaxFrames of them.)
+const maxWireFrames = 4 * MaxFrames
 
 // MaxFrames is the most frames of one message Recv returns (a Router's
 // routing id included), as libzmq through domo's zsock does.
@@ -134,7 +150,8 @@ const MaxFrames = 256
 
 // Options tune a Router or a Dealer. Zero fields take the defaults.
 type Options struct {
-	// MaxFrameSize: a peer sending a bigger frame is disconnected.
+	// MaxFrameSize: a peer sending a bigger frame, or a message bigger in
+	// all, is disconnected; default DefaultMaxFrameSize.
 	MaxFrameSize int64
 	// SendHWM is the most messages queued for a peer that is not reading
 	// before Send refuses more (ErrAgain); default 1000, libzmq's.
@@ -176,14 +193,19 @@ const (
 	stateOpen
 )
 
+// queued is how many messages c has not written yet.
+func (c *conn) queued() int { return len(c.ends) - c.ehead }
+
 type conn struct {
 	fd      int
 	state   connState
 	id      string
 	partial []byte // input not yet parsed: an incomplete frame or message
 	need    int    // bytes partial must hold before parsing can go on
-	out     []byte // output not yet written
-	ends    []int  // where each queued message ends in out
+	out     []byte // output; out[head:] is not written yet
+	head    int
+	ends    []int // where each queued message ends in out; ends[ehead:] are not written yet
+	ehead   int
 	dirty   bool
 	pollOut bool // EPOLLOUT is in the connection's events
 	born    time.Time
@@ -254,8 +276,10 @@ func (r *engine) read(c *conn) {
 	own := len(c.partial) > 0 && c.need > len(r.rbuf)/2
 	if own {
 		// A big message on its way: read into c's own buffer, grown to hold it.
-		if cap(c.partial) < c.need+readSize/4 {
-			grown := append(r.spare(c.need+readSize/4), c.partial...)
+		// Grown as the bytes arrive (at most doubling), not to what the
+		// frame header claims: a peer must send what it announces.
+		if want := min(c.need, 2*len(c.partial)+readSize) + readSize/4; cap(c.partial) < want {
+			grown := append(r.spare(want), c.partial...)
 			r.giveBack(c.partial)
 			c.partial = grown
 		}
@@ -374,7 +398,7 @@ func (r *engine) ready(c *conn, f Frame) error {
 // It returns the bytes used, or 0 and the bytes needed if data holds only
 // part of it.
 func (r *engine) parseMessage(c *conn, data []byte) (int, int, error) {
-	r.frames = r.frames[:0]
+	r.frames, r.cmds = r.frames[:0], r.cmds[:0]
 	at, total := 0, len(c.id)
 	for {
 		f, n, need, err := ParseFrame(data[at:], r.opts.MaxFrameSize)
@@ -386,14 +410,31 @@ func (r *engine) parseMessage(c *conn, data []byte) (int, int, error) {
 		}
 		at += n
 		if f.Command {
-			if len(r.frames) > 0 {
-				return 0, 0, fmt.Errorf("%w: inside a message", ErrCommand)
+			if len(r.frames) == 0 {
+				return at, 0, r.command(c, f.Body)
 			}
-			return at, 0, r.command(c, f.Body)
+			// libzmq sends a PING or PONG when its timer says, even between
+			// the frames of a message; it is handled once the message is
+			// whole (this scan is repeated while it is not).
+			r.cmds = append(r.cmds, f.Body)
+			continue
 		}
 		r.frames = append(r.frames, f)
+		if len(r.frames) > maxWireFrames {
+			return 0, 0, fmt.Errorf("%w: more than %d frames in a message", ErrFrameTooBig, maxWireFrames)
+		}
+		if r.opts.MaxFrameSize > 0 && int64(at) > r.opts.MaxFrameSize {
+			// A message of many frames each within the limit is bound by
+			// it too, or a peer could hold the loop re-scanning them.
+			return 0, 0, fmt.Errorf("%w: message over %d bytes", ErrFrameTooBig, r.opts.MaxFrameSize)
+		}
 		if !f.More {
 			break
+		}
+	}
+	for _, cmd := range r.cmds {
+		if err := r.command(c, cmd); err != nil {
+			return 0, 0, err
 		}
 	}
 	ids := 0
@@ -432,6 +473,9 @@ func (r *engine) command(c *conn, body []byte) error {
 		ctx := data[2:]
 		if len(ctx) > 16 {
 			ctx = ctx[:16]
+		}
+		if c.pollOut {
+			break // the peer is not reading: one PONG would do, none is lost
 		}
 		r.takeOut(c)
 		c.out = AppendCommand(c.out, cmdPong, ctx)
@@ -502,8 +546,8 @@ func (r *engine) Flush() {
 func (r *engine) Pending() bool { return len(r.dirty) > 0 }
 
 func (r *engine) flushConn(c *conn) {
-	if len(c.out) > 0 {
-		n, errno := rawRW(syscall.SYS_WRITE, c.fd, c.out)
+	if len(c.out) > c.head {
+		n, errno := rawRW(syscall.SYS_WRITE, c.fd, c.out[c.head:])
 		switch {
 		case errno == syscall.EAGAIN || errno == syscall.EINTR:
 			n = 0
@@ -513,7 +557,7 @@ func (r *engine) flushConn(c *conn) {
 		}
 		r.consumed(c, n)
 	}
-	want := len(c.out) > 0
+	want := len(c.out) > c.head
 	if want != c.pollOut {
 		events := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP)
 		if want {
@@ -528,21 +572,25 @@ func (r *engine) flushConn(c *conn) {
 	}
 }
 
-// consumed drops the first n bytes of c's output, written.
+// consumed marks n more bytes of c's output written. The rest moves to
+// the front of the buffer only once it is less than half of it, so a peer
+// taking a little at a time costs no copy of everything behind each write.
 func (r *engine) consumed(c *conn, n int) {
-	if n == len(c.out) {
+	c.head += n
+	for c.ehead < len(c.ends) && c.ends[c.ehead] <= c.head {
+		c.ehead++
+	}
+	switch {
+	case c.head == len(c.out):
 		r.giveBack(c.out)
-		c.out, c.ends = nil, c.ends[:0]
-		return
-	}
-	c.out = c.out[:copy(c.out, c.out[n:])]
-	k := 0
-	for k < len(c.ends) && c.ends[k] <= n {
-		k++
-	}
-	c.ends = c.ends[:copy(c.ends, c.ends[k:])]
-	for i := range c.ends {
-		c.ends[i] -= n
+		c.out, c.head, c.ends, c.ehead = nil, 0, c.ends[:0], 0
+	case c.head > len(c.out)/2:
+		c.out = c.out[:copy(c.out, c.out[c.head:])]
+		c.ends = c.ends[:copy(c.ends, c.ends[c.ehead:])]
+		for i := range c.ends {
+			c.ends[i] -= c.head
+		}
+		c.head, c.ehead = 0, 0
 	}
 }
 
@@ -571,7 +619,7 @@ func (r *engine) closeConn(c *conn) {
 		r.shaking--
 	}
 	r.h.gone(c)
-	c.out, c.partial, c.ends = nil, nil, nil
+	c.out, c.partial, c.ends, c.head, c.ehead = nil, nil, nil, 0, 0
 }
 
 // epollPoll looks at the epoll set without waiting, as a raw system call

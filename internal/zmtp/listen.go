@@ -23,8 +23,7 @@ func listen(endpoint string) (*listener, error) {
 	return nil, fmt.Errorf("zmtp: bind %s: only tcp:// and ipc:// endpoints", endpoint)
 }
 
-// lookupTimeout bounds a host name's lookup, which a Dealer makes on its
-// owner's loop before each reconnect.
+// lookupTimeout bounds a host name's lookup.
 const lookupTimeout = time.Second
 
 // ParseTCP parses a tcp:// endpoint as libzmq binds it: host "*" is every

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -356,7 +357,9 @@ func TestBadPeersAreClosed(t *testing.T) {
 		{"READY with a property overrunning it", append(AppendGreeting(nil), AppendCommand(nil, "READY", []byte{11, 'S', 'o', 'c', 'k', 'e', 't', '-', 'T', 'y', 'p', 'e', 0, 0, 1, 0})...)},
 		{"reserved flag bits", append(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}), 0x80, 1, 'x')},
 		{"frame over the limit", append(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}), 0x02, 0, 0, 0, 0, 0, 0, 0x10, 0)},
-		{"command inside a message", append(AppendFrame(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}), []byte("x"), true, false), AppendCommand(nil, "PING", []byte{0, 1})...)},
+		{"a message of too many frames", manyFrames(maxWireFrames+1, 0)},
+		{"a message over the limit in small frames", manyFrames(20, 100)},
+		{"a frame of 2^61 bytes", append(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}), 0x02, 0x20, 0, 0, 0, 0, 0, 0, 0, 'x')},
 		{"ERROR", AppendCommand(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}), "ERROR", []byte("\x03bye"))},
 		{"silence after connecting", nil},
 		{"half a greeting", AppendGreeting(nil)[:20]},
@@ -370,6 +373,11 @@ func TestBadPeersAreClosed(t *testing.T) {
 			closedByRouter(t, c, tc.name)
 		})
 	}
+	// With no limit set, the default one holds.
+	unlimited := newHarness(t, Options{}, "tcp://127.0.0.1:*", echo)
+	c := rawConn(t, unlimited.ep)
+	c.Write(append(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}), 0x02, 0x20, 0, 0, 0, 0, 0, 0, 0, 'x'))
+	closedByRouter(t, c, "a frame of 2^61 bytes, no limit set")
 	// And the router still serves a good peer.
 	d := newPeer(t, zmq.DEALER, h.ep, nil)
 	d.SendMessage("still", "here")
@@ -379,6 +387,98 @@ func TestBadPeersAreClosed(t *testing.T) {
 	h.do(func(r *Router) {
 		if r.shaking != 0 || len(r.conns) != 1 {
 			t.Errorf("after the bad peers: %d connections, %d in handshake; want 1, 0", len(r.conns), r.shaking)
+		}
+	})
+}
+
+// manyFrames is a handshake and then n frames of size bytes, all with
+// MORE set.
+func manyFrames(n, size int) []byte {
+	b := AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")})
+	for range n {
+		b = AppendFrame(b, make([]byte, size), true, false)
+	}
+	return b
+}
+
+// libzmq sends PING and PONG when its timer says, even between the frames
+// of a message: the message arrives whole and the PING is answered.
+func TestCommandInsideAMessage(t *testing.T) {
+	got := make(chan [][]byte, 1)
+	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", func(r *Router, m [][]byte, err error) { got <- m })
+	c := rawConn(t, h.ep)
+	out := AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}, Property{"Identity", []byte("p")})
+	out = AppendFrame(out, []byte("first"), true, false)
+	out = AppendCommand(out, "PING", []byte{0, 0}, []byte("ctx"))
+	out = AppendFrame(out, []byte("last"), false, false)
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if fmt.Sprintf("%q", m) != `["p" "first" "last"]` {
+			t.Errorf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+	// The router's greeting, READY, then the PONG with the PING's context.
+	want := AppendCommand(AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("ROUTER")}), "PONG", []byte("ctx"))
+	buf := make([]byte, len(want))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || !bytes.Equal(buf, want) {
+		t.Fatalf("read %q, %v; want %q", buf, err, want)
+	}
+}
+
+// A libzmq peer heartbeating often while it sends messages of several
+// frames bigger than its output batch (8 KiB): its PINGs come between
+// frames, and every message must still arrive on the one connection.
+func TestLibzmqHeartbeatsAmongFrames(t *testing.T) {
+	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", echo)
+	d := newPeer(t, zmq.DEALER, h.ep, func(s *zmq.Socket) {
+		s.SetHeartbeatIvl(time.Millisecond)
+		s.SetHeartbeatTimeout(time.Second)
+	})
+	part := strings.Repeat("p", 3000)
+	const count, window = 2000, 100
+	for i := range count + window {
+		if i < count {
+			if _, err := d.SendMessage(fmt.Sprint(i), part, part, part, part); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if j := i - window; j >= 0 {
+			if m := recvFrames(t, d); m[0] != fmt.Sprint(j) || len(m) != 5 {
+				t.Fatalf("message %d came back as %d frames, first %q", j, len(m), m[0])
+			}
+		}
+	}
+	h.do(func(r *Router) {
+		if len(r.conns) != 1 {
+			t.Errorf("%d connections: the router dropped the heartbeating peer", len(r.conns))
+		}
+	})
+}
+
+// A peer that sends PINGs and never reads gets at most one PONG queued.
+func TestPingFloodIsBounded(t *testing.T) {
+	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", nil)
+	c := rawConn(t, h.ep)
+	handshake(t, c, "flood")
+	ping := AppendCommand(nil, "PING", []byte{0, 0}, bytes.Repeat([]byte("c"), 16))
+	burst := bytes.Repeat(ping, 4096)
+	for range 200 { // 21 MB of PINGs, far more PONG than the socket buffers hold
+		if _, err := c.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	h.do(func(r *Router) {
+		for _, cn := range r.conns {
+			if len(cn.out) > 1<<20 {
+				t.Errorf("%d bytes of PONG queued for a peer that does not read", len(cn.out))
+			}
 		}
 	})
 }
