@@ -215,10 +215,10 @@ func TestDealerHeartbeatTimeout(t *testing.T) {
 // With a router that answers PING (a native one), the connection lasts.
 func TestDealerHeartbeatAnswered(t *testing.T) {
 	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", echo)
-	l := runDealer(t, DealerOptions{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: 40 * time.Millisecond}, h.ep)
+	l := runDealer(t, DealerOptions{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond}, h.ep)
 	l.send(t, "a")
 	l.recv(t)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond) // 40 heartbeats, over two timeouts
 	l.send(t, "b")
 	l.recv(t)
 	h.do(func(r *Router) {

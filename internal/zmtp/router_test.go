@@ -266,12 +266,12 @@ func TestPingIsAnswered(t *testing.T) {
 	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", echo)
 	d := newPeer(t, zmq.DEALER, h.ep, func(s *zmq.Socket) {
 		s.SetHeartbeatIvl(20 * time.Millisecond)
-		s.SetHeartbeatTimeout(60 * time.Millisecond)
+		s.SetHeartbeatTimeout(300 * time.Millisecond) // generous: a loaded machine is slow to answer
 		s.SetIdentity("beating")
 	})
 	d.SendMessage("first")
 	recvFrames(t, d)
-	time.Sleep(400 * time.Millisecond) // 20 heartbeats
+	time.Sleep(800 * time.Millisecond) // 40 heartbeats, over two timeouts
 	d.SendMessage("second")
 	recvFrames(t, d)
 	h.do(func(r *Router) {
