@@ -5,23 +5,55 @@ import (
 	"time"
 )
 
-// BenchmarkEcho measures a raw DEALER -> ROUTER echo round trip through
-// this package, the floor under every broker figure.
+// BenchmarkEcho measures a DEALER -> ROUTER echo round trip over TCP
+// loopback through this package, the floor under every broker figure:
+// with libzmq's sockets, and with the native ones (package zmtp). Each side
+// runs a socket loop as the broker and the SDKs do (Poller, drain, send),
+// and 1 or 32 messages are in flight.
 func BenchmarkEcho(b *testing.B) {
-	router, _ := New(Router)
+	for _, native := range []bool{false, true} {
+		for _, inFlight := range []int{1, 32} {
+			name := "libzmq"
+			if native {
+				name = "native"
+			}
+			b.Run(name+"/inflight="+string(rune('0'+inFlight/10))+string(rune('0'+inFlight%10)), func(b *testing.B) {
+				benchEcho(b, native, inFlight)
+			})
+		}
+	}
+}
+
+func benchEcho(b *testing.B, native bool, inFlight int) {
+	var router *Socket
+	var err error
+	if native {
+		router, err = NewNativeRouter(Options{})
+	} else {
+		router, err = New(Router)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer router.Close()
 	ep, err := router.Bind("tcp://127.0.0.1:*")
 	if err != nil {
 		b.Fatal(err)
 	}
-	dealer, _ := New(Dealer)
+	dealer, err := NewDealer(Options{}, native)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer dealer.Close()
-	dealer.Connect(ep)
+	if err := dealer.Connect(ep); err != nil {
+		b.Fatal(err)
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() {
+	go func() { // the router's loop: echo everything
 		defer close(done)
-		p := NewPoller(router)
+		p := NewPoller(router).Eager()
+		defer p.Close()
 		var buf [][]byte
 		for {
 			select {
@@ -29,8 +61,7 @@ func BenchmarkEcho(b *testing.B) {
 				return
 			default:
 			}
-			r, _ := p.Wait(10 * time.Millisecond)
-			if !r[0] {
+			if r, _ := p.Wait(10 * time.Millisecond); !r[0] {
 				continue
 			}
 			for {
@@ -38,17 +69,32 @@ func BenchmarkEcho(b *testing.B) {
 				if buf, err = router.Recv(buf, false); err != nil {
 					break
 				}
-				router.Send(buf, true)
+				router.Send(buf, false)
 			}
 		}
 	}()
+	p := NewPoller(dealer).Eager()
+	defer p.Close()
 	msg := [][]byte{make([]byte, 32)}
+	var buf [][]byte
+	for dealer.Send(msg, false) != nil { // until connected: a loop drains what it polls
+		p.Wait(time.Millisecond)
+		buf, _ = dealer.Recv(buf, false)
+	}
+	sent, got := 1, 0
 	b.ReportAllocs()
 	b.ResetTimer()
-	var buf [][]byte
-	for range b.N {
-		dealer.Send(msg, true)
-		buf, _ = dealer.Recv(buf, true)
+	for got < b.N {
+		for sent < b.N && sent-got < inFlight && dealer.Send(msg, false) == nil {
+			sent++
+		}
+		p.Wait(time.Second)
+		for {
+			if buf, err = dealer.Recv(buf, false); err != nil {
+				break
+			}
+			got++
+		}
 	}
 	b.StopTimer()
 	close(stop)
