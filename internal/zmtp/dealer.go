@@ -36,7 +36,9 @@ type DealerOptions struct {
 //
 // Like a Router, it is owned by one goroutine and never blocks; its epoll
 // set (Fd) also holds the connection being made and a timer for
-// reconnects and heartbeats.
+// reconnects and heartbeats. Recv is what moves all of it on (connects,
+// handshakes, heartbeats, reconnects), so the owner must call Recv
+// whenever Fd is readable, as a socket loop that drains does anyway.
 type Dealer struct {
 	engine
 	dopts     DealerOptions
