@@ -60,15 +60,16 @@ var probeFrames = func() [][]byte {
 	return f
 }()
 
-// dial opens a DEALER to endpoint. ZMQ_IMMEDIATE makes a send fail with
-// ErrAgain while the connection is not up, instead of queueing the request
-// for a broker that may never come back.
+// dial opens a DEALER to endpoint, native unless WithNativeTransport(false).
+// ZMQ_IMMEDIATE makes a send fail with ErrAgain while the connection is not
+// up, instead of queueing the request for a broker that may never come back.
 func (c *Client) dial(endpoint string) (*conn, error) {
 	// ZMTP heartbeats find a dead or hung broker for an idle client, which
-	// sends no probes of its own for a long while (idleProbeInterval):
-	// libzmq closes the silent connection, and ZMQ_IMMEDIATE then steers
-	// calls to other brokers. They cost the broker's I/O thread a PONG and
-	// never wake its loop.
+	// sends no probes of its own for a long while (idleProbeInterval): the
+	// socket closes the silent connection, and ZMQ_IMMEDIATE (which the
+	// native dealer always acts as) then steers calls to other brokers.
+	// They cost the broker a PONG, written by its loop (native) or its
+	// libzmq I/O thread.
 	// Every 30 heartbeats (30 s by default): 10,000 idle clients pinging
 	// every 3 s cost a broker 12% of a core, every 10 s 9%.
 	ping := max(30*c.opts.heartbeat, time.Second)
@@ -79,7 +80,7 @@ func (c *Client) dial(endpoint string) (*conn, error) {
 		HeartbeatIvl:     ping,
 		HeartbeatTimeout: ping,
 	}
-	// libzmq drops the connection on a frame above this size; smaller
+	// The socket drops the connection on a frame above this size; smaller
 	// violations of the limits are counted and dropped by handle.
 	if l := max(c.opts.limits.MaxFrameSize, c.opts.limits.MaxMessageSize); l > 0 {
 		so.MaxMessageSize = int64(l)

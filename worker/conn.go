@@ -341,9 +341,10 @@ func (c *conn) disconnect() {
 			c.w.log.Debug("worker: DISCONNECT not sent", "broker", c.endpoint, "err", err)
 			return
 		}
-		// Let libzmq deliver it after the socket is closed (Close does not
-		// wait for that); with linger 0 it would be thrown away, and the
-		// broker would only notice the worker gone when heartbeats lapse.
+		// Let it be delivered after the socket is closed: a native socket's
+		// Close writes it if the connection has room (it has: it is small);
+		// libzmq's would throw it away with linger 0. Either way the broker
+		// would otherwise only notice the worker gone when heartbeats lapse.
 		_ = c.sock.SetLinger(500 * time.Millisecond)
 	}
 }
