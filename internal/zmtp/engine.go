@@ -25,20 +25,22 @@ var (
 // owner's goroutine, and output gathered per connection and written once
 // a turn (Flush).
 type engine struct {
-	opts    Options
-	h       hooks
-	epfd    int
-	conns   map[int32]*conn
-	rbuf    []byte
-	events  [64]syscall.EpollEvent
-	dirty   []*conn  // connections with output to write at Flush
-	spares  [][]byte // output buffers no connection holds
-	frames  []Frame  // scratch: the frames of the message being parsed
-	cmds    [][]byte // scratch: commands among them
-	queue   []received
-	qhead   int
-	sizes   []int // the frame sizes of queued messages, in order
-	shaking int   // connections not yet open
+	opts     Options
+	h        hooks
+	epfd     int
+	conns    map[int32]*conn
+	rbuf     []byte
+	events   [64]syscall.EpollEvent
+	dirty    []*conn  // connections with output to write at Flush
+	spares   [][]byte // output buffers no connection holds
+	frames   []Frame  // scratch: the frames of the message being parsed
+	cmds     [][]byte // scratch: commands among them
+	queue    []received
+	qhead    int
+	sizes    []int // the frame sizes of queued messages, in order
+	shaking  int   // connections not yet open
+	looks    int   // looks at the epoll set since the last Flush
+	lookFull bool  // the last look filled events
 	// nextSweep is when Flush next looks for handshakes overdue.
 	nextSweep time.Time
 	shut      bool
@@ -229,9 +231,20 @@ func (r *engine) add(fd int, events uint32) error {
 // owns. It returns ErrAgain when no message is waiting.
 func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 	dst = dst[:0]
-	for polls := 0; r.qhead == len(r.queue); polls++ {
+	for r.qhead == len(r.queue) {
 		r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
-		if polls == 8 || !r.poll() {
+		// One look at the epoll set a turn (between Flushes) sees every
+		// descriptor ready at that moment, unless the look came back full:
+		// what became ready since makes Fd readable again (level-triggered),
+		// so the owner's next wait returns at once, and a second look here,
+		// a system call, would mostly find nothing.
+		if r.looks == 8 || (r.looks > 0 && !r.lookFull) {
+			return dst, ErrAgain
+		}
+		r.looks++
+		n := r.poll()
+		r.lookFull = n == len(r.events)
+		if n == 0 {
 			return dst, ErrAgain
 		}
 	}
@@ -251,8 +264,8 @@ func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 }
 
 // poll handles what the epoll set reports ready, without waiting, and
-// reports whether it found anything.
-func (r *engine) poll() bool {
+// returns how many descriptors it found ready.
+func (r *engine) poll() int {
 	n := epollPoll(r.epfd, r.events[:])
 	for _, ev := range r.events[:n] {
 		c, ok := r.conns[ev.Fd]
@@ -267,7 +280,7 @@ func (r *engine) poll() bool {
 			r.read(c)
 		}
 	}
-	return n > 0
+	return n
 }
 
 // read reads what c has and parses it.
@@ -527,8 +540,9 @@ func (r *engine) markDirty(c *conn) {
 
 // Flush writes what Send queued, one write a connection; what a peer has
 // no room for is written when the epoll set says it has. It also closes
-// connections whose handshake is overdue.
+// connections whose handshake is overdue, and starts a new turn for Recv.
 func (r *engine) Flush() {
+	r.looks = 0 // a new turn
 	for i, c := range r.dirty {
 		c.dirty = false
 		if !c.dead {
