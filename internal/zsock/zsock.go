@@ -174,7 +174,7 @@ type Options struct {
 // Apply sets the options on s.
 func (s *Socket) Apply(o Options) error {
 	if s.native != nil {
-		return errors.New("zsock: a native router takes its options at NewNativeRouter")
+		return errors.New("zsock: a native socket takes its options when it is made (NewNativeRouter, NewNativeDealer)")
 	}
 	s.settled = false
 	var errs []error
