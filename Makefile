@@ -2,8 +2,9 @@
 
 GO          ?= go
 FUZZTIME    ?= 30s
-FUZZ_PKG    := ./mdp/
-FUZZ_TARGETS := FuzzParse FuzzHeaders FuzzEnvelope FuzzUnpack
+# package:target pairs: the wire decoders of MDP and of ZMTP
+FUZZ_TARGETS := ./mdp/:FuzzParse ./mdp/:FuzzHeaders ./mdp/:FuzzEnvelope ./mdp/:FuzzUnpack \
+	./internal/zmtp/:FuzzParse ./internal/zmtp/:FuzzMetadata
 STATICCHECK_VERSION ?= latest
 COVERPROFILE ?= cover.out
 
@@ -21,7 +22,7 @@ help:
 	@echo '  test    run the whole test suite with the race detector'
 	@echo '  test-postgres  the journal tests against a throwaway PostgreSQL (scripts/postgres-test.sh)'
 	@echo '  race    same as test'
-	@echo '  fuzz    run each fuzz target in $(FUZZ_PKG) for FUZZTIME ($(FUZZTIME))'
+	@echo '  fuzz    run each fuzz target (the MDP and ZMTP decoders) for FUZZTIME ($(FUZZTIME))'
 	@echo '  bench   run the benchmarks'
 	@echo '  bench-e2e  end-to-end load, one process per role (scripts/bench-e2e.sh)'
 	@echo '  compare  domo against NATS and the floors, same work (bench/; COMPARE_FLAGS=-quick for a smoke run)'
@@ -53,12 +54,13 @@ test-postgres:
 	$(GO) test -race -count=1 ./journal/...
 
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		if ! $(GO) test -list "^$$t\$$" $(FUZZ_PKG) | grep -qx "$$t"; then \
-			echo "fuzz: no target $$t in $(FUZZ_PKG)" >&2; exit 1; \
+	@set -e; for pt in $(FUZZ_TARGETS); do \
+		p=$${pt%%:*}; t=$${pt#*:}; \
+		if ! $(GO) test -list "^$$t\$$" $$p | grep -qx "$$t"; then \
+			echo "fuzz: no target $$t in $$p" >&2; exit 1; \
 		fi; \
-		echo "== $$t ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $(FUZZ_PKG); \
+		echo "== $$p $$t ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$p; \
 	done
 
 bench:

@@ -9,9 +9,18 @@ import (
 // feed parses data for a fresh connection in pieces of at most step bytes,
 // as reads would deliver it, and returns the messages and whether the
 // connection was refused.
-func feed(data []byte, step int) ([]string, bool) {
-	r := &Router{byID: make(map[string]*conn)}
-	r.engine = engine{opts: Options{MaxFrameSize: 1 << 20, SendHWM: 1000}, h: r, withID: true, conns: make(map[int32]*conn)}
+func feed(data []byte, step int, dealer bool) ([]string, bool) {
+	opts := Options{MaxFrameSize: 1 << 20, SendHWM: 1000}
+	var r *engine
+	if dealer {
+		d := &Dealer{connecting: -1, timer: -1}
+		d.engine = engine{opts: opts, h: d, conns: make(map[int32]*conn)}
+		r = &d.engine
+	} else {
+		rt := &Router{byID: make(map[string]*conn)}
+		rt.engine = engine{opts: opts, h: rt, withID: true, conns: make(map[int32]*conn)}
+		r = &rt.engine
+	}
 	c := &conn{}
 	r.shaking = 1
 	var pending []byte
@@ -37,8 +46,8 @@ func feed(data []byte, step int) ([]string, bool) {
 	return out, false
 }
 
-// FuzzParse feeds the router's parser a peer's bytes whole and in small
-// pieces: it must not panic, and how the bytes arrive must not change what
+// FuzzParse feeds the router's and the dealer's parser a peer's bytes
+// whole and in small pieces: it must not panic, and how the bytes arrive must not change what
 // it makes of them.
 func FuzzParse(f *testing.F) {
 	hello := AppendReady(AppendGreeting(nil), Property{"Socket-Type", []byte("DEALER")}, Property{"Identity", []byte("me")})
@@ -48,10 +57,12 @@ func FuzzParse(f *testing.F) {
 	f.Add(AppendGreeting(nil)[:30])
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		whole, refusedWhole := feed(data, len(data)+1)
-		pieces, refusedPieces := feed(data, 7)
-		if refusedWhole != refusedPieces || fmt.Sprint(whole) != fmt.Sprint(pieces) {
-			t.Fatalf("whole: %v %v; in pieces: %v %v", whole, refusedWhole, pieces, refusedPieces)
+		for _, dealer := range []bool{false, true} {
+			whole, refusedWhole := feed(data, len(data)+1, dealer)
+			pieces, refusedPieces := feed(data, 7, dealer)
+			if refusedWhole != refusedPieces || fmt.Sprint(whole) != fmt.Sprint(pieces) {
+				t.Fatalf("dealer %v: whole: %v %v; in pieces: %v %v", dealer, whole, refusedWhole, pieces, refusedPieces)
+			}
 		}
 	})
 }
