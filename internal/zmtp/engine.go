@@ -556,9 +556,6 @@ func (r *engine) Flush() {
 	}
 }
 
-// Pending reports whether Flush has anything to write.
-func (r *engine) Pending() bool { return len(r.dirty) > 0 }
-
 func (r *engine) flushConn(c *conn) {
 	if len(c.out) > c.head {
 		n, errno := rawRW(syscall.SYS_WRITE, c.fd, c.out[c.head:])

@@ -47,9 +47,6 @@ func NewRouter(opts Options) (*Router, error) {
 	return r, nil
 }
 
-// Peers returns how many peers have finished their handshake.
-func (r *Router) Peers() int { return len(r.byID) }
-
 // Bind listens on endpoint ("tcp://host:port", port "*" for any,
 // host "*" for all IPv4 interfaces; or "ipc:///path") and returns the
 // endpoint bound, with a wildcard port resolved.

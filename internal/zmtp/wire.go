@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // GreetingSize is the length of a ZMTP 3 greeting.
@@ -59,11 +60,8 @@ func CheckGreeting(g []byte) error {
 	if len(g) < GreetingSize {
 		return fmt.Errorf("%w: greeting of %d bytes", ErrNotZMTP3, len(g))
 	}
-	if g[0] != 0xFF || g[9]&0x01 == 0 {
-		return fmt.Errorf("%w: ZMTP 1.0 signature", ErrNotZMTP3)
-	}
-	if g[10] < 3 {
-		return fmt.Errorf("%w: version %d.%d", ErrNotZMTP3, g[10], g[11])
+	if err := CheckSignature(g); err != nil {
+		return err
 	}
 	mech := g[12:32]
 	if string(trimZeros(mech)) != "NULL" {
@@ -153,15 +151,6 @@ func AppendFrame(b []byte, body []byte, more, command bool) []byte {
 	return append(b, body...)
 }
 
-// FrameHeaderSize is the size of the header AppendFrame writes before a
-// body of n bytes.
-func FrameHeaderSize(n int) int {
-	if n > 255 {
-		return 9
-	}
-	return 2
-}
-
 // Command names this package reads or writes.
 const (
 	cmdReady = "READY"
@@ -212,30 +201,11 @@ type Property struct {
 // case-insensitive), and whether there is one.
 func (m Metadata) Get(name string) ([]byte, bool) {
 	for _, p := range m {
-		if equalFold(p.Name, name) {
+		if strings.EqualFold(p.Name, name) {
 			return p.Value, true
 		}
 	}
 	return nil, false
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // ParseMetadata parses a READY command's data. Values alias data.
