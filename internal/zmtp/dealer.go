@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/domo-framework/domo/internal/nbio"
 )
 
 // DealerOptions tune a Dealer. Zero fields take libzmq's defaults.
@@ -257,7 +259,7 @@ func (d *Dealer) event(ev syscall.EpollEvent) {
 		d.connected()
 	case d.timer:
 		var n [8]byte
-		_, _ = rawRW(syscall.SYS_READ, d.timer, n[:])
+		_, _ = nbio.Read(d.timer, n[:])
 		d.tick(time.Now())
 	}
 }

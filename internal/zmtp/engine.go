@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/domo-framework/domo/internal/nbio"
 )
 
 // Errors the callers of Router and Dealer branch on.
@@ -266,7 +267,7 @@ func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 // poll handles what the epoll set reports ready, without waiting, and
 // returns how many descriptors it found ready.
 func (r *engine) poll() int {
-	n := epollPoll(r.epfd, r.events[:])
+	n, _ := nbio.Poll(r.epfd, r.events[:])
 	for _, ev := range r.events[:n] {
 		c, ok := r.conns[ev.Fd]
 		if !ok {
@@ -301,7 +302,7 @@ func (r *engine) read(c *conn) {
 		copy(buf, c.partial)
 	}
 	have := len(c.partial)
-	n, errno := rawRW(syscall.SYS_READ, c.fd, buf[have:])
+	n, errno := nbio.Read(c.fd, buf[have:])
 	switch {
 	case errno == syscall.EAGAIN || errno == syscall.EINTR:
 		return
@@ -558,7 +559,7 @@ func (r *engine) Flush() {
 
 func (r *engine) flushConn(c *conn) {
 	if len(c.out) > c.head {
-		n, errno := rawRW(syscall.SYS_WRITE, c.fd, c.out[c.head:])
+		n, errno := nbio.Write(c.fd, c.out[c.head:])
 		switch {
 		case errno == syscall.EAGAIN || errno == syscall.EINTR:
 			n = 0
@@ -631,24 +632,4 @@ func (r *engine) closeConn(c *conn) {
 	}
 	r.h.gone(c)
 	c.out, c.partial, c.ends, c.head, c.ehead = nil, nil, nil, 0, 0
-}
-
-// epollPoll looks at the epoll set without waiting, as a raw system call
-// (it cannot block, so the scheduler need not know).
-func epollPoll(epfd int, events []syscall.EpollEvent) int {
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0
-	}
-	return int(n)
-}
-
-// rawRW reads or writes a non-blocking descriptor: a raw system call, for
-// the same reason.
-func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
-	if len(b) == 0 {
-		return 0, 0
-	}
-	n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), errno
 }

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
+	"github.com/domo-framework/domo/internal/nbio"
 	zmq "github.com/pebbe/zmq4"
 )
 
@@ -262,11 +262,11 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 			continue
 		}
 		err := p.raw.Read(func(fd uintptr) bool {
-			n, err := epollPoll(fd, p.events[:])
+			n, errno := nbio.Poll(int(fd), p.events[:])
 			if n > 0 {
 				p.signal(p.events[:n])
 			}
-			return n > 0 || (err != nil && err != syscall.EINTR)
+			return n > 0 || (errno != 0 && errno != syscall.EINTR)
 		})
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("zsock: poll: %w", err)
@@ -298,18 +298,6 @@ func (p *Poller) block(deadline time.Time, timed bool) error {
 		p.signal(p.events[:n])
 	}
 	return nil
-}
-
-// epollPoll looks at the epoll set without waiting. It is a raw system
-// call: one that cannot block needs none of the scheduler's bookkeeping
-// around it, and that bookkeeping (syscall.EpollWait's entersyscall) woke
-// the runtime's sysmon thread on every look of an idle process.
-func epollPoll(epfd uintptr, events []syscall.EpollEvent) (int, error) {
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
 }
 
 func (p *Poller) wakerPending() bool {
