@@ -523,16 +523,21 @@ func TestServeUnknownService(t *testing.T) {
 	oneLine(t, "stderr", r.stderr, `"nosuch"`, "coffee, tea, water")
 }
 
+// TestBench runs domo bench with the native transport (the default) and
+// with libzmq (--native-transport=false: broker, workers and clients).
 func TestBench(t *testing.T) {
 	t.Parallel()
 	const clients, inflight = 2, 4
-	r := run(t, "bench", "--duration", "1s", "--clients", fmt.Sprint(clients), "--inflight", fmt.Sprint(inflight))
-	m := regexp.MustCompile(`(?m)^\d+ requests in .*: \d+ req/s, (\d+) errors`).FindStringSubmatch(r.stdout)
-	if m == nil {
-		t.Fatalf("domo bench printed no result line with req/s (exit %d):\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
-	if m[1] != "0" || r.code != 0 {
-		t.Fatalf("domo bench: exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	for _, native := range []string{"true", "false"} {
+		r := run(t, "bench", "--duration", "1s", "--clients", fmt.Sprint(clients), "--inflight", fmt.Sprint(inflight),
+			"--native-transport="+native)
+		m := regexp.MustCompile(`(?m)^\d+ requests in .*: \d+ req/s, (\d+) errors`).FindStringSubmatch(r.stdout)
+		if m == nil {
+			t.Fatalf("domo bench --native-transport=%s printed no result line with req/s (exit %d):\n%s\nstderr:\n%s", native, r.code, r.stdout, r.stderr)
+		}
+		if m[1] != "0" || r.code != 0 {
+			t.Fatalf("domo bench --native-transport=%s: exit %d; stdout:\n%s\nstderr:\n%s", native, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 

@@ -204,7 +204,6 @@ func (d *Dealer) connected() {
 		d.retryLater()
 		return
 	}
-	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	props := []Property{{"Socket-Type", []byte("DEALER")}}
 	if d.dopts.Identity != "" {
 		props = append(props, Property{"Identity", []byte(d.dopts.Identity)})

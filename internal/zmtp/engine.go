@@ -79,6 +79,8 @@ func newEngine(opts Options, h hooks, withID bool) (engine, error) {
 // open starts a connection on fd, which the engine now owns, and sends
 // this side's greeting and READY.
 func (r *engine) open(fd int, props ...Property) (*conn, error) {
+	// Like libzmq: small messages go out at once. It fails on ipc.
+	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	if err := r.add(fd, syscall.EPOLLIN|syscall.EPOLLRDHUP); err != nil {
 		syscall.Close(fd)
 		return nil, err

@@ -95,8 +95,6 @@ func (r *Router) accept(l *listener) {
 		if err != nil {
 			return // EAGAIN, or out of descriptors: the listener stays ready, tried next time
 		}
-		// Like libzmq: small messages go out at once. It fails on ipc.
-		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		_, _ = r.open(fd, Property{"Socket-Type", []byte("ROUTER")})
 	}
 }
