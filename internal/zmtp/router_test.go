@@ -566,3 +566,32 @@ func TestParseTCP(t *testing.T) {
 		t.Error("inproc bound")
 	}
 }
+
+// A big incoming message is read into a buffer of the connection's own,
+// which goes back to the spares once the message is whole, for the next
+// big message (of any connection) instead of a new allocation each.
+func TestBigMessageBuffersAreReused(t *testing.T) {
+	got := make(chan int, 10)
+	h := newHarness(t, Options{}, "tcp://127.0.0.1:*", func(r *Router, m [][]byte, err error) { got <- len(m[1]) })
+	d := newPeer(t, zmq.DEALER, h.ep, nil)
+	body := bytes.Repeat([]byte("b"), 200<<10)
+	for range 3 {
+		if _, err := d.SendBytes(body, 0); err != nil {
+			t.Fatal(err)
+		}
+		if n := <-got; n != len(body) {
+			t.Fatalf("got %d bytes", n)
+		}
+	}
+	h.do(func(r *Router) {
+		big := 0
+		for _, b := range r.spares {
+			if cap(b) >= len(body) {
+				big++
+			}
+		}
+		if big == 0 {
+			t.Errorf("no spare buffer of %d bytes after three such messages: each took a new one", len(body))
+		}
+	})
+}
