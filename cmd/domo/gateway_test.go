@@ -85,8 +85,9 @@ func TestBrokerHTTP(t *testing.T) {
 			break
 		}
 	}
-	if !bytes.Contains(metrics, []byte(want)) || !bytes.Contains(metrics, []byte(`domo_broker_workers{service="tea"} 1`)) {
-		t.Errorf("GET /metrics lacks %s or the tea worker:\n%s", want, metrics)
+	if !bytes.Contains(metrics, []byte(want)) || !bytes.Contains(metrics, []byte(`domo_broker_workers{service="tea"} 1`)) ||
+		!bytes.Contains(metrics, []byte("domo_journal_dropped_total 0")) {
+		t.Errorf("GET /metrics lacks %s, the tea worker or the journal's drops:\n%s", want, metrics)
 	}
 	if code := p.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("domo broker --http: exit %d after SIGTERM; stderr:\n%s", code, p.stderr.String())

@@ -93,7 +93,11 @@ func (ob *observer) start(b *broker.Broker) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ob.cancel = cancel
 	rec := metrics.NewRecorder()
-	ob.registry = metrics.NewRegistry(rec, metrics.NewBrokerCollector(b, 0), metrics.EventDrops(ob.bus.Dropped))
+	collectors := []prometheus.Collector{rec, metrics.NewBrokerCollector(b, 0), metrics.EventDrops(ob.bus.Dropped)}
+	if ob.recorder != nil {
+		collectors = append(collectors, metrics.NewJournalCollector(ob.recorder))
+	}
+	ob.registry = metrics.NewRegistry(collectors...)
 	run := func(f func() error) {
 		ob.wg.Add(1)
 		go func() {

@@ -17,6 +17,12 @@ extern sqlite3 *sqlite3_db_handle(sqlite3_stmt*);
 extern int sqlite3_changes(sqlite3*);
 extern const char *sqlite3_errmsg(sqlite3*);
 
+extern int sqlite3_config(int, ...);
+
+// domo_memstatus_off turns off SQLite's memory statistics (cgo cannot call
+// the variadic sqlite3_config itself).
+static int domo_memstatus_off(void) { return sqlite3_config(9, 0); } // 9: SQLITE_CONFIG_MEMSTATUS
+
 enum { kindNull, kindInt, kindText, kindBlob };
 
 // domo_exec_row binds n values and steps s once, in one call from Go:
@@ -60,6 +66,13 @@ import (
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
+
+// SQLite counts every allocation under a global mutex unless told not to
+// before it initializes (on the first open): a journal row makes a dozen.
+// Without the count, sqlite3_memory_used reports 0 and no soft heap limit
+// applies; nothing here uses either. If SQLite was initialized already
+// (another package opened a database first), the call fails harmlessly.
+func init() { C.domo_memstatus_off() }
 
 // stmtHandleOff is where *sqlite3.SQLiteStmt keeps its sqlite3_stmt pointer,
 // found by reflection once; ok is false if the driver's layout is not the

@@ -51,6 +51,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_synchronous", "NORMAL")
 	q.Add("_busy_timeout", "10000")
 	q.Add("_txlock", "immediate")
+	// database/sql gives a connection to one goroutine at a time, so
+	// SQLite's per-connection mutex, taken on every call (each bind, step
+	// and reset), guards nothing here.
+	q.Add("_mutex", "no")
 	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("journal/sqlite: %w", err)
