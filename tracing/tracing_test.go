@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -110,5 +111,43 @@ func TestFail(t *testing.T) {
 	}
 	if code != "invalid" {
 		t.Errorf("domo.code = %q; want invalid", code)
+	}
+}
+
+// TestStartHandlerWithoutProvider: with no tracer provider set (no test
+// in this package sets one), StartHandler starts no span, but the
+// handler's context still carries the caller's span context, so that the
+// calls it makes join the caller's trace.
+func TestStartHandlerWithoutProvider(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	h := mdp.AppendHeader(nil, mdp.HeaderID, "r1")
+	h = mdp.AppendHeader(h, mdp.HeaderTraceparent, tp)
+	ctx, span := tracing.StartHandler(context.Background(), h, "tea", "brew")
+	defer span.End()
+	if span.IsRecording() {
+		t.Error("span records with no tracer provider set")
+	}
+	if p, _ := tracing.Fields(ctx); p != tp {
+		t.Errorf("Fields(handler's ctx) traceparent = %q; want the caller's %q", p, tp)
+	}
+	tracing.Fail(span, domo.Errorf(domo.CodeInvalid, "bad")) // must not panic on the remote span
+
+	ctx, span = tracing.StartHandler(context.Background(), mdp.Headers{mdp.HeadersMagic}, "tea", "brew")
+	defer span.End()
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		t.Errorf("a request without trace headers got span context %v", sc)
+	}
+}
+
+// BenchmarkStartHandler: what the worker SDK spends on tracing for each
+// request with no tracer provider set, the default.
+func BenchmarkStartHandler(b *testing.B) {
+	h := mdp.AppendHeader(nil, mdp.HeaderID, "0badcafe-1f")
+	h = mdp.AppendDeadline(h, time.Now().Add(time.Minute))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, span := tracing.StartHandler(ctx, h, "water", "echo")
+		span.End()
 	}
 }
