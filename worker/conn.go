@@ -530,7 +530,9 @@ func (c *conn) reject(j *job, e *domo.Error) {
 // a domo envelope.
 func replyHeaders(h mdp.Headers) mdp.Headers {
 	if id, ok := h.Get(mdp.HeaderID); ok {
-		return mdp.AppendHeader(nil, mdp.HeaderID, id)
+		// One allocation: the magic byte, the name's length, the name,
+		// the value's 4-byte length, the value.
+		return mdp.AppendHeader(make(mdp.Headers, 0, 1+1+len(mdp.HeaderID)+4+len(id)), mdp.HeaderID, id)
 	}
 	return mdp.Headers{mdp.HeadersMagic}
 }

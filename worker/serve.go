@@ -73,9 +73,9 @@ func (w *Worker) answer(ctx context.Context, j *job) [][]byte {
 			w.stats.failed.Add(1)
 			return errorBody(hdr, domo.Errorf(domo.CodeDeadlineExceeded, "deadline passed before %q started", method))
 		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl)
-		defer cancel()
+		dctx := withLazyDeadline(ctx, dl)
+		defer dctx.release()
+		ctx = dctx
 	}
 	ctx, span := tracing.StartHandler(ctx, env.Headers, w.service, method)
 	defer span.End()

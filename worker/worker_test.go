@@ -228,6 +228,37 @@ func TestDeadline(t *testing.T) {
 	if got := gotDeadline.Load(); got != dl.UnixMilli() {
 		t.Errorf("handler ctx deadline = %d; want %d", got, dl.UnixMilli())
 	}
+
+	// A handler waiting on its context is stopped by the deadline, and
+	// its context ends once it has returned.
+	kept := make(chan context.Context, 1)
+	w.HandleFunc("wait", func(ctx context.Context, req *Request) ([]byte, error) {
+		kept <- ctx
+		if req.Payload != nil && string(req.Payload) == "return" {
+			return []byte("returned"), nil
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	soon := mdp.AppendDeadline(mdp.AppendHeader(nil, mdp.HeaderID, "soon"), time.Now().Add(50*time.Millisecond))
+	b.request(id, 1, "soon", []byte("wait"), soon, nil)
+	if r := b.expectReply(mdp.Reply, "soon"); string(r.Status) != string(domo.CodeDeadlineExceeded) {
+		t.Fatalf("handler waiting past its deadline: status %q (%s); want deadline_exceeded", r.Status, r.Payload)
+	}
+	<-kept
+	b.request(id, 1, "done", []byte("wait"), future, []byte("return"))
+	if r := b.expectReply(mdp.Reply, "done"); !r.OK() {
+		t.Fatalf("handler returning at once: %s %s", r.Status, r.Payload)
+	}
+	ctx := <-kept
+	select {
+	case <-ctx.Done():
+		if ctx.Err() != context.Canceled {
+			t.Errorf("handler's context after it returned: Err = %v; want Canceled", ctx.Err())
+		}
+	case <-time.After(waitFor):
+		t.Error("handler's context not done after the handler returned")
+	}
 }
 
 // TestConcurrency checks that n requests run at once: each handler waits until
