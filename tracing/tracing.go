@@ -107,6 +107,9 @@ func Inject(ctx context.Context, h mdp.Headers) mdp.Headers {
 // Extract returns ctx carrying the remote span context in h's traceparent
 // and tracestate headers, or ctx unchanged if h has no valid traceparent.
 func Extract(ctx context.Context, h mdp.Headers) context.Context {
+	if _, ok := h.Get(mdp.HeaderTraceparent); !ok {
+		return ctx // most requests: spare the propagator's work
+	}
 	return propagator.Extract(ctx, headerCarrier(h))
 }
 
