@@ -84,6 +84,9 @@ func (c *fieldCarrier) Keys() []string {
 // context in ctx, or two empty strings if ctx carries no valid one. Use it
 // with client.Header.
 func Fields(ctx context.Context) (traceparent, tracestate string) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "", "" // most calls: spare the propagator's work
+	}
 	var c fieldCarrier
 	propagator.Inject(ctx, &c)
 	return c.traceparent, c.tracestate
