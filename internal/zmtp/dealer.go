@@ -275,7 +275,7 @@ func (d *Dealer) tick(now time.Time) {
 		if d.awaiting && now.Sub(d.pingAt) >= d.dopts.HeartbeatTimeout {
 			d.closeConn(c) // silent since a PING: make the connection again
 		} else if !now.Before(d.nextPing) {
-			d.takeOut(c)
+			d.makeRoom(c, 32)
 			c.out = AppendCommand(c.out, cmdPing, []byte{0, 0}) // TTL 0: the peer keeps its own
 			d.markDirty(c)
 			c.heard = false

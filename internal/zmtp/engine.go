@@ -89,7 +89,7 @@ func (r *engine) open(fd int, props ...Property) (*conn, error) {
 	r.conns[int32(fd)] = c
 	r.shaking++
 	// NULL has nothing to wait for: the READY goes with the greeting.
-	r.takeOut(c)
+	r.makeRoom(c, GreetingSize+256)
 	c.out = AppendGreeting(c.out)
 	c.out = AppendReady(c.out, props...)
 	r.markDirty(c)
@@ -108,7 +108,7 @@ func (r *engine) enqueue(c *conn, frames [][]byte) error {
 	if c.queued() >= r.opts.SendHWM {
 		return ErrAgain
 	}
-	r.takeOut(c)
+	r.makeRoom(c, messageSize(frames))
 	last := len(frames) - 1
 	for i, f := range frames {
 		c.out = AppendFrame(c.out, f, i < last, false)
@@ -493,7 +493,7 @@ func (r *engine) command(c *conn, body []byte) error {
 		if c.pollOut {
 			break // the peer is not reading: one PONG would do, none is lost
 		}
-		r.takeOut(c)
+		r.makeRoom(c, 32)
 		c.out = AppendCommand(c.out, cmdPong, ctx)
 		r.markDirty(c)
 	case cmdError:
@@ -506,32 +506,85 @@ func (r *engine) command(c *conn, body []byte) error {
 // if one is big enough, else a new one. Big messages (a batch of requests
 // is up to 32 bodies) would otherwise cost an allocation, its zeroing and,
 // in time, the runtime's returning it to the kernel, each.
+//
+// It takes the smallest spare that will do, so that a small need does not
+// take the buffer a big one will want.
 func (r *engine) spare(n int) []byte {
+	best := -1
 	for i, b := range r.spares {
-		if cap(b) >= n {
-			last := len(r.spares) - 1
-			r.spares[i], r.spares[last] = r.spares[last], nil
-			r.spares = r.spares[:last]
-			return b[:0]
+		if cap(b) >= n && (best < 0 || cap(b) < cap(r.spares[best])) {
+			best = i
 		}
 	}
-	return make([]byte, 0, n)
+	if best < 0 {
+		return make([]byte, 0, n)
+	}
+	b := r.spares[best]
+	last := len(r.spares) - 1
+	r.spares[best], r.spares[last] = r.spares[last], nil
+	r.spares = r.spares[:last]
+	return b[:0]
 }
 
-// giveBack keeps b as a spare if it is worth keeping and there is room.
+// giveBack keeps b as a spare if it is worth keeping: while there is room,
+// or in place of a smaller spare.
 func (r *engine) giveBack(b []byte) {
-	if cap(b) > 0 && cap(b) <= maxSpare && len(r.spares) < maxSpares {
+	if cap(b) == 0 || cap(b) > maxSpare {
+		return
+	}
+	if len(r.spares) < maxSpares {
 		r.spares = append(r.spares, b[:0])
+		return
+	}
+	small := 0
+	for i, s := range r.spares {
+		if cap(s) < cap(r.spares[small]) {
+			small = i
+		}
+	}
+	if cap(r.spares[small]) < cap(b) {
+		r.spares[small] = b[:0]
 	}
 }
 
-// takeOut gives c a spare output buffer if it has none.
-func (r *engine) takeOut(c *conn) {
-	if c.out == nil && len(r.spares) > 0 {
-		c.out = r.spares[len(r.spares)-1]
-		r.spares[len(r.spares)-1] = nil
-		r.spares = r.spares[:len(r.spares)-1]
+// makeRoom makes c's output buffer able to take n more bytes without
+// growing: what is written already goes, and a buffer too small is
+// replaced by a spare, or a new one of twice the size, and given back.
+// Left to append, a buffer that fills each turn (a worker's batches of
+// replies) grew by a fresh allocation every few sends, and the runtime
+// spent a tenth of the process's CPU handing the garbage back to the
+// kernel.
+func (r *engine) makeRoom(c *conn, n int) {
+	pending := len(c.out) - c.head
+	if cap(c.out)-len(c.out) >= n {
+		return
 	}
+	if c.head > 0 && cap(c.out)-pending >= n && pending <= cap(c.out)/2 {
+		r.compact(c)
+		return
+	}
+	grown := r.spare(max(pending+n, 2*cap(c.out), minOut))
+	grown = append(grown, c.out[c.head:]...)
+	r.giveBack(c.out)
+	c.out = grown
+	for i := c.ehead; i < len(c.ends); i++ {
+		c.ends[i] -= c.head
+	}
+	c.ends = c.ends[:copy(c.ends, c.ends[c.ehead:])]
+	c.head, c.ehead = 0, 0
+}
+
+// minOut is the smallest output buffer a connection is given: what most
+// turns' output fits in.
+const minOut = 4 << 10
+
+// messageSize is how many bytes frames take on the wire.
+func messageSize(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += 9 + len(f) // a long frame's header is 9 bytes, a short one's 2
+	}
+	return n
 }
 
 func (r *engine) markDirty(c *conn) {
@@ -599,13 +652,18 @@ func (r *engine) consumed(c *conn, n int) {
 		r.giveBack(c.out)
 		c.out, c.head, c.ends, c.ehead = nil, 0, c.ends[:0], 0
 	case c.head > len(c.out)/2:
-		c.out = c.out[:copy(c.out, c.out[c.head:])]
-		c.ends = c.ends[:copy(c.ends, c.ends[c.ehead:])]
-		for i := range c.ends {
-			c.ends[i] -= c.head
-		}
-		c.head, c.ehead = 0, 0
+		r.compact(c)
 	}
+}
+
+// compact moves c's unwritten output to the front of its buffer.
+func (r *engine) compact(c *conn) {
+	c.out = c.out[:copy(c.out, c.out[c.head:])]
+	c.ends = c.ends[:copy(c.ends, c.ends[c.ehead:])]
+	for i := range c.ends {
+		c.ends[i] -= c.head
+	}
+	c.head, c.ehead = 0, 0
 }
 
 func (r *engine) sweepHandshakes() {

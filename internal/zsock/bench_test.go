@@ -1,6 +1,7 @@
 package zsock
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -9,22 +10,25 @@ import (
 // loopback through this package, the floor under every broker figure:
 // with libzmq's sockets, and with the native ones (package zmtp). Each side
 // runs a socket loop as the broker and the SDKs do (Poller, drain, send),
-// and 1 or 32 messages are in flight.
+// and 1 or 32 messages are in flight, of 32 bytes or of 128 KiB (what a
+// batch of 32 replies of 4 KiB is).
 func BenchmarkEcho(b *testing.B) {
 	for _, native := range []bool{false, true} {
-		for _, inFlight := range []int{1, 32} {
-			name := "libzmq"
-			if native {
-				name = "native"
+		for _, size := range []int{32, 128 << 10} {
+			for _, inFlight := range []int{1, 32} {
+				name := "libzmq"
+				if native {
+					name = "native"
+				}
+				b.Run(fmt.Sprintf("%s/%dB/inflight=%d", name, size, inFlight), func(b *testing.B) {
+					benchEcho(b, native, size, inFlight)
+				})
 			}
-			b.Run(name+"/inflight="+string(rune('0'+inFlight/10))+string(rune('0'+inFlight%10)), func(b *testing.B) {
-				benchEcho(b, native, inFlight)
-			})
 		}
 	}
 }
 
-func benchEcho(b *testing.B, native bool, inFlight int) {
+func benchEcho(b *testing.B, native bool, size, inFlight int) {
 	var router *Socket
 	var err error
 	if native {
@@ -75,7 +79,7 @@ func benchEcho(b *testing.B, native bool, inFlight int) {
 	}()
 	p := NewPoller(dealer).Eager()
 	defer p.Close()
-	msg := [][]byte{make([]byte, 32)}
+	msg := [][]byte{make([]byte, size)}
 	var buf [][]byte
 	for dealer.Send(msg, false) != nil { // until connected: a loop drains what it polls
 		p.Wait(time.Millisecond)
@@ -83,6 +87,7 @@ func benchEcho(b *testing.B, native bool, inFlight int) {
 	}
 	sent, got := 1, 0
 	b.ReportAllocs()
+	b.SetBytes(int64(size))
 	b.ResetTimer()
 	for got < b.N {
 		for sent < b.N && sent-got < inFlight && dealer.Send(msg, false) == nil {
