@@ -574,9 +574,10 @@ func (r *engine) makeRoom(c *conn, n int) {
 	c.head, c.ehead = 0, 0
 }
 
-// minOut is the smallest output buffer a connection is given: what most
-// turns' output fits in.
-const minOut = 4 << 10
+// minOut is the smallest output buffer a connection is given: a few small
+// messages. Not more: a broker's heartbeat sweep gives a buffer to each of
+// thousands of idle connections at once.
+const minOut = 512
 
 // messageSize is how many bytes frames take on the wire.
 func messageSize(frames [][]byte) int {
