@@ -87,6 +87,7 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 	if fill != nil {
 		fill(&e)
 	}
+	b.readied = true // the reader may have been parked on the channel
 	select {
 	case b.cfg.Events <- e:
 	default:
