@@ -85,6 +85,16 @@ type Config struct {
 	// events are dropped and counted. Give it a generous buffer.
 	Events chan<- Event
 
+	// OnEvent, if set, is called with each event on the broker's loop, as
+	// Events would receive it. It must be quick and must never block: it
+	// runs between messages. It spares a reader its goroutine, and the
+	// loop the wake-up of that goroutine every turn, which with
+	// one-request-at-a-time peers (plain MDP workers) cost more than the
+	// events' work (eventbus.Bus.Publish is such a function). It reports
+	// whether it may have woken another goroutine (sent on a channel):
+	// with DedicatedThread, the loop then lets it run before it blocks.
+	OnEvent func(Event) bool
+
 	// EventBodies, if positive, copies up to that many bytes of each
 	// request's and reply's payload into its events (for a journal that
 	// keeps bodies). Methods whose contract marks them sensitive never

@@ -64,9 +64,12 @@ type Event struct {
 	Sensitive bool
 }
 
+// tapped reports that events have a taker (Config.Events or OnEvent).
+func (b *Broker) tapped() bool { return b.cfg.Events != nil || b.cfg.OnEvent != nil }
+
 // emit sends an event for r if anyone listens. It never blocks.
 func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
-	if b.cfg.Events == nil {
+	if !b.tapped() {
 		return
 	}
 	if r.num == 0 {
@@ -87,6 +90,12 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 	if fill != nil {
 		fill(&e)
 	}
+	if b.cfg.OnEvent != nil && b.cfg.OnEvent(e) {
+		b.readied = true
+	}
+	if b.cfg.Events == nil {
+		return
+	}
 	b.readied = true // the reader may have been parked on the channel
 	select {
 	case b.cfg.Events <- e:
@@ -97,7 +106,7 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 
 // emitReply reports the end of r from the reply body a worker or peer sent.
 func (b *Broker) emitReply(r *request, by string, body [][]byte) {
-	if b.cfg.Events == nil {
+	if !b.tapped() {
 		return
 	}
 	size := bodySize(body)

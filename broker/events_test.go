@@ -21,9 +21,26 @@ func nextEvent(t *testing.T, events <-chan broker.Event) broker.Event {
 	}
 }
 
+// TestEventsTraceARequest: a request's events, through either tap: the
+// Events channel, or OnEvent called on the loop.
 func TestEventsTraceARequest(t *testing.T) {
-	events := make(chan broker.Event, 100)
-	b, ep := testbroker.Start(t, func(c *broker.Config) { c.Events = events })
+	t.Run("Events", func(t *testing.T) {
+		events := make(chan broker.Event, 100)
+		traceARequest(t, events, func(c *broker.Config) { c.Events = events })
+	})
+	t.Run("OnEvent", func(t *testing.T) {
+		events := make(chan broker.Event, 100)
+		traceARequest(t, events, func(c *broker.Config) {
+			c.OnEvent = func(e broker.Event) bool {
+				events <- e // never full here: the test reads them all
+				return true
+			}
+		})
+	})
+}
+
+func traceARequest(t *testing.T, events <-chan broker.Event, tap func(*broker.Config)) {
+	b, ep := testbroker.Start(t, tap)
 	w := domoWorker(t, ep, "tea", "2")
 	waitWorkers(t, b, 1)
 	c := dial(t, ep)

@@ -46,7 +46,6 @@ func (o *observeFlags) bind(cmd *cobra.Command) {
 // exists, and close it after the broker has stopped.
 type observer struct {
 	flags    observeFlags
-	events   chan broker.Event
 	bus      *eventbus.Bus
 	store    journal.Store // nil without --journal
 	recorder *journal.Recorder
@@ -58,14 +57,12 @@ type observer struct {
 
 // open prepares the observer and points cfg.Events at it.
 func (o observeFlags) open(ctx context.Context, cfg *broker.Config) (*observer, error) {
-	// Buffers hold a burst, not seconds of load: an Event is ~250 bytes
-	// and the garbage collector keeps the buffers resident, so 65,536 cost
-	// an idle broker 16 MB. A turn of the broker's loop takes at most 4,096
-	// messages, up to three events each; the bus drains this channel while
-	// the turn goes on, and what overflows is counted (EventsDropped).
-	ob := &observer{flags: o, events: make(chan broker.Event, 8192)}
-	cfg.Events = ob.events
-	ob.bus = eventbus.New(ob.events)
+	// The bus runs on the broker's loop (Config.OnEvent): metrics are
+	// counted there, and the journal and the tracer get the events through
+	// their subscriptions' buffers. A goroutine of its own between the
+	// loop and them cost a wake-up every turn.
+	ob := &observer{flags: o, bus: eventbus.New(nil)}
+	cfg.OnEvent = ob.bus.Publish
 	if o.journal != "" {
 		keep, err := journal.ParseRetention(o.retention)
 		if err != nil {
@@ -118,7 +115,6 @@ func (ob *observer) start(b *broker.Broker) {
 		traceEvents := ob.bus.Subscribe("tracing", 8192).C
 		run(func() error { return brokertrace.New(otel.GetTracerProvider()).Run(ctx, traceEvents) })
 	}
-	run(func() error { return ob.bus.Run(ctx) })
 }
 
 // metricsHandler serves /metrics.
@@ -127,6 +123,7 @@ func (ob *observer) metricsHandler() http.Handler { return metrics.Handler(ob.re
 // close stops the consumers (the journal writes what it holds) and
 // releases the store and the exporter.
 func (ob *observer) close() {
+	ob.bus.Close() // the broker has stopped: no more events; the subscribers finish
 	if ob.cancel != nil {
 		ob.cancel()
 	}

@@ -128,13 +128,27 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 }
 
-// publish copies e to every subscription without blocking. Only Run calls
-// it, so it never races with stop closing the channels.
-func (b *Bus) publish(e broker.Event) {
+// Publish hands e to the handlers and copies it to every subscription
+// without blocking, on the caller's goroutine: it is a
+// broker.Config.OnEvent, for a Bus that has no channel to Run on (New(nil)).
+// It reports whether there is a subscription, whose reader the copy may
+// have woken. One goroutine calls it; Close ends the subscriptions once it
+// no longer does.
+func (b *Bus) Publish(e broker.Event) bool { return b.publish(e) }
+
+// Close closes every subscription's channel. Call it once whoever calls
+// Publish has stopped; a Bus that Runs closes them when Run returns.
+func (b *Bus) Close() { b.stop() }
+
+// publish copies e to every subscription without blocking. Only Run (or
+// the one goroutine calling Publish) calls it, so it never races with stop
+// closing the channels.
+func (b *Bus) publish(e broker.Event) bool {
 	for _, fn := range *b.handlers.Load() {
 		fn(e)
 	}
-	for _, s := range *b.subs.Load() {
+	subs := *b.subs.Load()
+	for _, s := range subs {
 		select {
 		case s.ch <- e:
 			s.delivered.Add(1)
@@ -143,6 +157,7 @@ func (b *Bus) publish(e broker.Event) {
 		}
 	}
 	b.read.Add(1)
+	return len(subs) > 0
 }
 
 func (b *Bus) stop() {

@@ -105,3 +105,31 @@ func TestNeverBlocks(t *testing.T) {
 		t.Errorf("stuck.Dropped() = %d; want 999", stuck.Dropped())
 	}
 }
+
+// TestPublish: a Bus without an input channel, fed on the publisher's
+// goroutine (broker.Config.OnEvent), hands events to its handlers and
+// subscriptions alike, and Close ends the subscriptions.
+func TestPublish(t *testing.T) {
+	bus := New(nil)
+	var handled int
+	bus.Handle(func(broker.Event) { handled++ })
+	if bus.Publish(broker.Event{Kind: broker.Received, Seq: 1}) {
+		t.Error("Publish with no subscription reported one woken")
+	}
+	sub := bus.Subscribe("journal", 1)
+	if !bus.Publish(broker.Event{Kind: broker.Completed, Seq: 1}) {
+		t.Error("Publish to a subscription reported none")
+	}
+	bus.Publish(broker.Event{Kind: broker.Received, Seq: 2}) // no room: dropped
+	bus.Close()
+	var got []uint64
+	for e := range sub.C {
+		got = append(got, e.Seq)
+	}
+	if handled != 3 || len(got) != 1 || got[0] != 1 || sub.Dropped() != 1 {
+		t.Errorf("handled %d, subscription got %v and dropped %d; want 3, [1], 1", handled, got, sub.Dropped())
+	}
+	if st := bus.Stats(); st.Read != 3 {
+		t.Errorf("Stats().Read = %d; want 3", st.Read)
+	}
+}
