@@ -191,6 +191,20 @@ func TestBrowser(t *testing.T) {
 		}
 		return s
 	}
+	// click clicks an element in one script, for the same reason: a row
+	// found by WaitVisible may be re-rendered before a separate click
+	// ("Could not find node with given id"). It fails if there is none.
+	click := func(sel string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			q, _ := json.Marshal(sel)
+			found, err := chromedp.Evaluate[bool](fmt.Sprintf(
+				`(() => { const e = document.querySelector(%s); if (e) e.click(); return !!e })()`, q))(ctx, tg)
+			if err == nil && !found {
+				err = fmt.Errorf("no %s to click", sel)
+			}
+			return chromedp.Void{}, err
+		}
+	}
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(tctx, steps...); err != nil {
@@ -268,7 +282,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(css(`#search`), "\r"), // Enter: the form's submit, wherever its button is
 		chromedp.WaitVisible(css(row)),
 		chromedp.WaitVisible(css(`#req-summary b`)),
-		chromedp.Click(css(row)),
+		click(row),
 		chromedp.WaitVisible(css(`#timeline li.failed`)),
 		shoot("request", false),
 	)
