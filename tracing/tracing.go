@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"go.opentelemetry.io/otel"
@@ -136,16 +137,25 @@ func StartCall(ctx context.Context, name string, attrs ...attribute.KeyValue) (c
 		trace.WithAttributes(append(attrs, AttrSystem.String("domo"), AttrService.String(service), AttrMethod.String(method))...))
 }
 
-// defaultProvider is the global tracer provider as OpenTelemetry starts it:
-// a placeholder whose spans record nothing until otel.SetTracerProvider
-// replaces it.
-var defaultProvider = otel.GetTracerProvider()
+// placeholder is the global tracer provider as OpenTelemetry starts it, a
+// stand-in whose spans record nothing until otel.SetTracerProvider
+// replaces it; nil if a provider was set before this package initialized
+// (another package's init), which then is never taken for the stand-in.
+var placeholder = func() trace.TracerProvider {
+	tp := otel.GetTracerProvider()
+	if reflect.TypeOf(tp).String() != "*global.tracerProvider" {
+		return nil
+	}
+	return tp
+}()
 
 // tracingOff reports that no tracer provider was ever set, so that a span
 // would record nothing: what it would cost (attributes, a name, the
 // provider's lookups; a sixth of a worker's CPU with small requests) can
-// be skipped.
-func tracingOff() bool { return otel.GetTracerProvider() == defaultProvider }
+// be skipped. (OpenTelemetry's eBPF auto-instrumentation, which records
+// through the stand-in without setting a provider, then sees no handler
+// spans; set a provider to have them.)
+func tracingOff() bool { return placeholder != nil && otel.GetTracerProvider() == placeholder }
 
 // StartHandler starts a server span for a request a worker handles, as a
 // child of the caller's span found in the request headers h (a new trace
@@ -159,7 +169,15 @@ func tracingOff() bool { return otel.GetTracerProvider() == defaultProvider }
 func StartHandler(ctx context.Context, h mdp.Headers, service, method string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	ctx = Extract(ctx, h)
 	if tracingOff() {
-		return ctx, trace.SpanFromContext(ctx)
+		span := trace.SpanFromContext(ctx)
+		if span.IsRecording() {
+			// ctx came with a live span of its own (the worker's, from a
+			// provider of the caller's): the handler must not end it.
+			// What the stand-in would have started: a span that records
+			// nothing, with the parent's span context.
+			span = trace.SpanFromContext(trace.ContextWithSpanContext(context.Background(), span.SpanContext()))
+		}
+		return ctx, span
 	}
 	// Text from the wire goes into the span as valid UTF-8: OTLP is
 	// protobuf, and one span that is not fails the export of its batch.

@@ -137,6 +137,22 @@ func TestStartHandlerWithoutProvider(t *testing.T) {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		t.Errorf("a request without trace headers got span context %v", sc)
 	}
+
+	// A worker run under a live span of a provider that is not the
+	// global one: the handler's span must not be that span.
+	sdk := sdktrace.NewTracerProvider()
+	defer sdk.Shutdown(context.Background())
+	runCtx, run := sdk.Tracer("app").Start(context.Background(), "worker.Run")
+	defer run.End()
+	hctx, hspan := tracing.StartHandler(runCtx, mdp.Headers{mdp.HeadersMagic}, "tea", "brew")
+	tracing.Fail(hspan, domo.Errorf(domo.CodeInvalid, "bad"))
+	hspan.End()
+	if !run.IsRecording() {
+		t.Error("the handler's span ended the worker's own span")
+	}
+	if got := trace.SpanContextFromContext(hctx); !got.Equal(run.SpanContext()) {
+		t.Errorf("handler ctx span context = %v; want the worker's %v", got, run.SpanContext())
+	}
 }
 
 // BenchmarkStartHandler: what the worker SDK spends on tracing for each
