@@ -15,17 +15,16 @@ import (
 // registering with the worker's one root context, was a tenth of a
 // worker's CPU with small requests.
 //
-// Err is right without the timer: it compares the clock with the
-// deadline. release (the handler has returned) cancels it.
+// Until then Err looks at the parent and the clock, and the first end it
+// sees is kept: Err never changes its answer, and a timer armed later
+// ends the same way. release (the handler has returned) cancels it.
 type deadlineCtx struct {
 	context.Context // the parent
 	deadline        time.Time
 
 	once  sync.Once
 	timed atomic.Pointer[timedCtx] // set once armed
-	// ended is set by release: context.Canceled, or
-	// context.DeadlineExceeded if the deadline had passed by then.
-	ended atomic.Pointer[error]
+	ended atomic.Pointer[ending]   // how it ended, if it did before it was armed
 }
 
 type timedCtx struct {
@@ -33,25 +32,66 @@ type timedCtx struct {
 	cancel context.CancelFunc
 }
 
+// ending is an end: Err's answer, and context.Cause's.
+type ending struct{ err, cause error }
+
+var (
+	canceled = &ending{context.Canceled, context.Canceled}
+	expired  = &ending{context.DeadlineExceeded, context.DeadlineExceeded}
+)
+
+// withLazyDeadline returns parent with deadline d, or the parent's own if
+// that is sooner (as context.WithDeadline).
 func withLazyDeadline(parent context.Context, d time.Time) *deadlineCtx {
+	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
+		d = pd
+	}
 	return &deadlineCtx{Context: parent, deadline: d}
 }
 
-// arm makes the real context, once: context.WithDeadline, or if release
-// came first and cancelled it, a context cancelled already.
+// end keeps e as how c ended unless an end is kept already, and returns
+// the one kept.
+func (c *deadlineCtx) end(e *ending) *ending {
+	if c.ended.CompareAndSwap(nil, e) {
+		return e
+	}
+	return c.ended.Load()
+}
+
+// status returns how c, not armed, has ended: nil if it has not.
+func (c *deadlineCtx) status() *ending {
+	if e := c.ended.Load(); e != nil {
+		return e
+	}
+	if err := c.Context.Err(); err != nil {
+		return c.end(&ending{err, context.Cause(c.Context)})
+	}
+	if !time.Now().Before(c.deadline) {
+		return c.end(expired)
+	}
+	return nil
+}
+
+// arm makes the real context, once: context.WithDeadline, or if c has
+// ended already, a context ended the same way.
 func (c *deadlineCtx) arm() *timedCtx {
 	c.once.Do(func() {
 		var t timedCtx
-		if e := c.ended.Load(); e != nil && *e == context.Canceled {
-			t.ctx, t.cancel = context.WithCancel(c.Context)
-		} else {
+		switch e := c.ended.Load(); {
+		case e == nil:
 			t.ctx, t.cancel = context.WithDeadline(c.Context, c.deadline)
+		case e.err == context.DeadlineExceeded:
+			t.ctx, t.cancel = context.WithDeadlineCause(context.WithoutCancel(c.Context), time.Time{}, e.cause)
+		default:
+			ctx, cancel := context.WithCancelCause(context.WithoutCancel(c.Context))
+			cancel(e.cause)
+			t.ctx, t.cancel = ctx, func() {}
 		}
 		c.timed.Store(&t)
 	})
 	t := c.timed.Load()
 	if c.ended.Load() != nil {
-		t.cancel() // armed after (or while) release looked
+		t.cancel() // released while it was being armed
 	}
 	return t
 }
@@ -59,13 +99,15 @@ func (c *deadlineCtx) arm() *timedCtx {
 // release ends the context, as the CancelFunc of context.WithDeadline
 // would, and frees its timer if it has one.
 func (c *deadlineCtx) release() {
-	err := &context.Canceled
-	if !time.Now().Before(c.deadline) {
-		err = &context.DeadlineExceeded
-	}
-	c.ended.CompareAndSwap(nil, err)
 	if t := c.timed.Load(); t != nil {
 		t.cancel()
+		return
+	}
+	if c.status() == nil {
+		c.end(canceled)
+	}
+	if t := c.timed.Load(); t != nil {
+		t.cancel() // armed meanwhile
 	}
 }
 
@@ -80,14 +122,8 @@ func (c *deadlineCtx) Err() error {
 	if t := c.timed.Load(); t != nil {
 		return t.ctx.Err()
 	}
-	if err := c.Context.Err(); err != nil {
-		return err
-	}
-	if e := c.ended.Load(); e != nil {
-		return *e
-	}
-	if !time.Now().Before(c.deadline) {
-		return context.DeadlineExceeded
+	if e := c.status(); e != nil {
+		return e.err
 	}
 	return nil
 }
@@ -101,7 +137,7 @@ func (c *deadlineCtx) Value(key any) any {
 	if t := c.timed.Load(); t != nil {
 		return t.ctx.Value(key)
 	}
-	if c.Err() != nil {
+	if c.status() != nil {
 		return c.arm().ctx.Value(key)
 	}
 	return c.Context.Value(key)

@@ -17,7 +17,7 @@ func TestLazyDeadline(t *testing.T) {
 	parent := context.WithValue(context.Background(), ctxKey{}, "v")
 
 	t.Run("unarmed, before and after the deadline", func(t *testing.T) {
-		dl := time.Now().Add(30 * time.Millisecond)
+		dl := time.Now().Add(300 * time.Millisecond)
 		c := withLazyDeadline(parent, dl)
 		if got, ok := c.Deadline(); !ok || !got.Equal(dl) {
 			t.Errorf("Deadline = %v, %v; want %v, true", got, ok, dl)
@@ -95,6 +95,44 @@ func TestLazyDeadline(t *testing.T) {
 		<-c.Done()
 		if err := context.Cause(c); err != stop {
 			t.Errorf("Cause = %v; want the parent's cause", err)
+		}
+	})
+
+	t.Run("Err keeps its first answer", func(t *testing.T) {
+		p, cancel := context.WithCancel(parent)
+		c := withLazyDeadline(p, time.Now().Add(time.Millisecond))
+		time.Sleep(5 * time.Millisecond)
+		if err := c.Err(); err != context.DeadlineExceeded {
+			t.Fatalf("Err after the deadline = %v; want DeadlineExceeded", err)
+		}
+		cancel() // the worker stopping, after the deadline passed
+		if err := c.Err(); err != context.DeadlineExceeded {
+			t.Errorf("Err once the parent was cancelled = %v; still want DeadlineExceeded", err)
+		}
+		<-c.Done()
+		if err, cause := c.Err(), context.Cause(c); err != context.DeadlineExceeded || cause != context.DeadlineExceeded {
+			t.Errorf("armed after: Err %v, Cause %v; want DeadlineExceeded for both", err, cause)
+		}
+
+		// Released before a parent deadline passes: Canceled, for good.
+		pd, cancelPD := context.WithTimeout(parent, 20*time.Millisecond)
+		defer cancelPD()
+		c = withLazyDeadline(pd, time.Now().Add(time.Hour))
+		c.release()
+		time.Sleep(30 * time.Millisecond)
+		if err := c.Err(); err != context.Canceled {
+			t.Errorf("released, then the parent's deadline passed: Err = %v; want Canceled", err)
+		}
+	})
+
+	t.Run("the parent's sooner deadline", func(t *testing.T) {
+		soon := time.Now().Add(time.Minute)
+		p, cancel := context.WithDeadline(parent, soon)
+		defer cancel()
+		c := withLazyDeadline(p, time.Now().Add(time.Hour))
+		defer c.release()
+		if got, _ := c.Deadline(); !got.Equal(soon) {
+			t.Errorf("Deadline = %v; want the parent's sooner %v", got, soon)
 		}
 	})
 
