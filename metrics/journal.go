@@ -25,9 +25,10 @@ type JournalStatsSource interface {
 //	domo_journal_pending               records waiting for the store
 //	domo_journal_live                  requests received and not yet ended
 //
-// Events the broker could not hand to the journal at all are
-// domo_eventbus_dropped_total{subscriber="journal"} and
-// domo_broker_events_dropped_total. It is safe for concurrent use.
+// Events the journal's subscription had no room for are
+// domo_eventbus_dropped_total{subscriber="journal"} (and, for a broker
+// whose events go through Config.Events, domo_broker_events_dropped_total).
+// It is safe for concurrent use.
 type JournalCollector struct {
 	src JournalStatsSource
 }

@@ -55,7 +55,7 @@ type observer struct {
 	wg       sync.WaitGroup
 }
 
-// open prepares the observer and points cfg.Events at it.
+// open prepares the observer and points cfg.OnEvent at it.
 func (o observeFlags) open(ctx context.Context, cfg *broker.Config) (*observer, error) {
 	// The bus runs on the broker's loop (Config.OnEvent): metrics are
 	// counted there, and the journal and the tracer get the events through

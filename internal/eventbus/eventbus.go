@@ -54,8 +54,10 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 func (s *Subscription) Delivered() uint64 { return s.delivered.Load() }
 
 // Bus copies events from one channel to many subscriptions. Create it with
-// New, add subscriptions with Subscribe, then call Run. All its methods are
-// safe for concurrent use.
+// New, add subscriptions with Subscribe, then call Run; or create it with
+// New(nil) and have one goroutine call Publish, then Close. Its methods are
+// safe for concurrent use, but for Publish, which one goroutine calls, and
+// Close, which comes after its last Publish.
 type Bus struct {
 	in <-chan broker.Event
 

@@ -62,17 +62,15 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"reflect"
+	"sync"
 	"unsafe"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
-// SQLite counts every allocation under a global mutex unless told not to
-// before it initializes (on the first open): a journal row makes a dozen.
-// Without the count, sqlite3_memory_used reports 0 and no soft heap limit
-// applies; nothing here uses either. If SQLite was initialized already
-// (another package opened a database first), the call fails harmlessly.
-func init() { C.domo_memstatus_off() }
+// memstatusOff turns off SQLite's memory statistics, once, before the
+// first journal opens (see Open).
+var memstatusOff = sync.OnceFunc(func() { C.domo_memstatus_off() })
 
 // stmtHandleOff is where *sqlite3.SQLiteStmt keeps its sqlite3_stmt pointer,
 // found by reflection once; ok is false if the driver's layout is not the

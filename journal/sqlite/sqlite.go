@@ -4,6 +4,9 @@
 //
 //	import _ "github.com/domo-framework/domo/journal/sqlite"
 //	store, err := journal.Open("sqlite:/var/lib/domo/journal.db")
+//
+// The first Open in a process turns off SQLite's memory statistics for
+// every database the process opens (see Open).
 package sqlite
 
 import (
@@ -43,6 +46,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || strings.HasPrefix(path, ":memory:") {
 		return nil, fmt.Errorf("journal/sqlite: want a file path, got %q", path)
 	}
+	// SQLite counts every allocation under a process-wide mutex unless
+	// told not to before it initializes (on the first database opened in
+	// the process): a journal row makes a dozen. This turns the count off
+	// for the whole process, so sqlite3_memory_used reports 0 and no soft
+	// heap limit applies; if SQLite was initialized already, it does
+	// nothing.
+	memstatusOff()
 	if err := createWithPageSize(ctx, path); err != nil {
 		return nil, err
 	}
