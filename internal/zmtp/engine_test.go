@@ -1,6 +1,7 @@
 package zmtp
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"runtime"
@@ -64,5 +65,91 @@ func TestOutputBufferIsReused(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, turn); n > 0 {
 		t.Errorf("%.2f allocations a turn once warm; want none", n)
+	}
+}
+
+// TestOutputMovesWithPendingBytes: a message that does not fit while the
+// peer is behind moves the unwritten output to a bigger buffer; the peer
+// still gets every byte, in order.
+func TestOutputMovesWithPendingBytes(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(epfd)
+	r := &engine{epfd: epfd, conns: map[int32]*conn{}, opts: Options{SendHWM: 1 << 20}}
+	c := &conn{fd: fds[0], state: stateOpen}
+	if err := r.add(c.fd, syscall.EPOLLIN|syscall.EPOLLRDHUP); err != nil {
+		t.Fatal(err)
+	}
+	r.conns[int32(c.fd)] = c
+
+	var want []byte
+	enqueue := func(i, size int) {
+		body := bytes.Repeat([]byte{byte(i)}, size)
+		if err := r.enqueue(c, [][]byte{body}); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		want = AppendFrame(want, body, false, false)
+	}
+	// Four messages queued (under flushAt, which writes at once), then a
+	// short write, by hand, past the first message but under half the
+	// output (which would move the rest to the front).
+	for i := range 4 {
+		enqueue(i, 15<<10)
+	}
+	n, err := syscall.Write(c.fd, c.out[:20<<10])
+	if err != nil || n != 20<<10 {
+		t.Fatalf("write = %d, %v", n, err)
+	}
+	r.consumed(c, n)
+	if c.head != n || c.ehead != 1 {
+		t.Fatalf("head %d, ehead %d after a short write of %d; want %d, 1", c.head, c.ehead, n, n)
+	}
+	i := 4
+	pending, size := len(c.out)-c.head, cap(c.out)
+	queued := c.queued()
+	enqueue(i, size) // cannot fit beside what is pending
+	if cap(c.out) <= size {
+		t.Fatalf("output buffer of %d bytes not replaced for a message of %d", cap(c.out), size)
+	}
+	if got, want := len(c.out)-c.head, pending+9+size; got != want {
+		t.Fatalf("%d bytes pending after the move; want %d", got, want)
+	}
+	if c.queued() != queued+1 {
+		t.Fatalf("queued() = %d; want %d", c.queued(), queued+1)
+	}
+	// Writing the rest of the second message, by hand again, leaves one
+	// message fewer queued: the ends moved with the bytes.
+	rest := len(AppendFrame(AppendFrame(nil, make([]byte, 15<<10), false, false), make([]byte, 15<<10), false, false)) - n
+	if m, err := syscall.Write(c.fd, c.out[c.head:c.head+rest]); err != nil || m != rest {
+		t.Fatalf("write = %d, %v", m, err)
+	}
+	r.consumed(c, rest)
+	if c.queued() != queued {
+		t.Fatalf("queued() = %d after the second message was written; want %d", c.queued(), queued)
+	}
+
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(peer, int64(len(want))))
+		got <- b
+	}()
+	for len(c.out) > c.head && !c.dead {
+		r.flushConn(c)
+		runtime.Gosched()
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the peer got %d bytes differing from the %d sent", len(b), len(want))
+	}
+	if c.queued() != 0 {
+		t.Errorf("queued() = %d once all is written; want 0", c.queued())
 	}
 }
