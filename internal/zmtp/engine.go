@@ -563,15 +563,10 @@ func (r *engine) makeRoom(c *conn, n int) {
 		r.compact(c)
 		return
 	}
-	grown := r.spare(max(pending+n, 2*cap(c.out), minOut))
-	grown = append(grown, c.out[c.head:]...)
+	grown := append(r.spare(max(pending+n, 2*cap(c.out), minOut)), c.out[c.head:]...)
 	r.giveBack(c.out)
 	c.out = grown
-	for i := c.ehead; i < len(c.ends); i++ {
-		c.ends[i] -= c.head
-	}
-	c.ends = c.ends[:copy(c.ends, c.ends[c.ehead:])]
-	c.head, c.ehead = 0, 0
+	c.rebase()
 }
 
 // minOut is the smallest output buffer a connection is given: a few small
@@ -660,6 +655,12 @@ func (r *engine) consumed(c *conn, n int) {
 // compact moves c's unwritten output to the front of its buffer.
 func (r *engine) compact(c *conn) {
 	c.out = c.out[:copy(c.out, c.out[c.head:])]
+	c.rebase()
+}
+
+// rebase accounts for c's unwritten output having moved to the front of
+// c.out: the ends of messages written go, the others move back by head.
+func (c *conn) rebase() {
 	c.ends = c.ends[:copy(c.ends, c.ends[c.ehead:])]
 	for i := range c.ends {
 		c.ends[i] -= c.head
