@@ -153,3 +153,34 @@ func TestOutputMovesWithPendingBytes(t *testing.T) {
 		t.Errorf("queued() = %d once all is written; want 0", c.queued())
 	}
 }
+
+// TestSpares: a need takes the smallest spare that will do, and a full
+// pool keeps a bigger buffer in place of its smallest.
+func TestSpares(t *testing.T) {
+	var r engine
+	r.giveBack(make([]byte, 0, 64<<10))
+	r.giveBack(make([]byte, 0, 8<<10))
+	if b := r.spare(4 << 10); cap(b) != 8<<10 {
+		t.Errorf("spare(4 KiB) took a buffer of %d; want the 8 KiB one", cap(b))
+	}
+	if b := r.spare(16 << 10); cap(b) != 64<<10 {
+		t.Errorf("spare(16 KiB) took a buffer of %d; want the 64 KiB one", cap(b))
+	}
+	if b := r.spare(1 << 10); cap(b) != 1<<10 || len(r.spares) != 0 {
+		t.Errorf("spare with none left: cap %d, %d spares; want a new 1 KiB buffer", cap(b), len(r.spares))
+	}
+
+	for i := range maxSpares {
+		r.giveBack(make([]byte, 0, (i+1)<<10))
+	}
+	r.giveBack(make([]byte, 0, 512<<10)) // full: replaces the 1 KiB one
+	r.giveBack(make([]byte, 0, 512))     // full, and smaller than all: dropped
+	r.giveBack(make([]byte, 0, maxSpare+1))
+	smallest, biggest := maxSpare, 0
+	for _, b := range r.spares {
+		smallest, biggest = min(smallest, cap(b)), max(biggest, cap(b))
+	}
+	if len(r.spares) != maxSpares || smallest != 2<<10 || biggest != 512<<10 {
+		t.Errorf("%d spares from %d to %d bytes; want %d, from 2 KiB to 512 KiB", len(r.spares), smallest, biggest, maxSpares)
+	}
+}
