@@ -86,15 +86,15 @@ type Config struct {
 	Events chan<- Event
 
 	// OnEvent, if set, is called with each event on the broker's loop, as
-	// Events would receive it. It must be quick and must not wait on
-	// anything slow: it runs between messages. (The metrics that
-	// eventbus.Bus.Publish updates may wait for a /metrics scrape in
-	// progress when an event makes a new series.) It spares a reader its goroutine, and the
+	// Events would receive it. It spares a reader its goroutine, and the
 	// loop the wake-up of that goroutine every turn, which with
 	// one-request-at-a-time peers (plain MDP workers) cost more than the
-	// events' work (eventbus.Bus.Publish is such a function). It reports
-	// whether it may have woken another goroutine (sent on a channel):
-	// with DedicatedThread, the loop then lets it run before it blocks.
+	// events' work; eventbus.Bus.Publish is such a function. It must be
+	// quick and must not wait on anything slow: it runs between messages.
+	// (Publish's metrics may wait for a /metrics scrape in progress when
+	// an event makes a new series.) It reports whether it may have woken
+	// another goroutine (sent on a channel): with DedicatedThread, the
+	// loop then lets it run before it blocks.
 	OnEvent func(Event) bool
 
 	// EventBodies, if positive, copies up to that many bytes of each

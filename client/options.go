@@ -75,8 +75,8 @@ func WithBroker(endpoints ...string) Option {
 // with domo.ErrUnavailable or, if made with Retry, are sent again to another
 // broker. An idle client probes every 60 intervals and leaves the rest to
 // ZMTP heartbeats every 30 intervals (at least 1 s), answered by the
-// broker's transport without involving its routing. The defaults are DefaultHeartbeat and DefaultLiveness;
-// values below 1 keep them.
+// broker's transport without involving its routing. The defaults are
+// DefaultHeartbeat and DefaultLiveness; values below 1 keep them.
 func WithHeartbeat(interval time.Duration, liveness int) Option {
 	return func(o *options) {
 		if interval > 0 {
