@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/domo-framework/domo/journal"
@@ -32,26 +33,66 @@ func init() {
 }
 
 // Store is a journal.Store in a SQLite file. It is safe from several
-// goroutines.
+// goroutines; one process writes a file at a time (see Open).
 type Store struct {
-	*sqlstore.Store
+	DB *sql.DB
+
+	mu   sync.Mutex          // Write and Trim, one at a time
+	live map[journal.ID]bool // the ids of liveTable's rows (guarded by mu)
+	buf  []byte              // a segment's encoding (guarded by mu)
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ journal.Store = (*Store)(nil)
 
+// The tables: records not yet final, one row each (liveTable, the
+// journal's table of old); final records in segments (segmentTable, see
+// segment.go); and the per-minute rollups.
+const (
+	liveTable    = sqlstore.Table
+	segmentTable = "domo_journal_segments"
+)
+
+var schema = append([]string{
+	`CREATE TABLE IF NOT EXISTS domo_journal (
+			run INTEGER NOT NULL, seq INTEGER NOT NULL,
+			broker TEXT NOT NULL, request_id TEXT NOT NULL, service TEXT NOT NULL, method TEXT NOT NULL,
+			client TEXT NOT NULL, worker TEXT NOT NULL,
+			status INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, attempts INTEGER NOT NULL,
+			request_bytes INTEGER NOT NULL, reply_bytes INTEGER NOT NULL,
+			received_us INTEGER NOT NULL, dispatched_us INTEGER NOT NULL, last_dispatched_us INTEGER NOT NULL,
+			ended_us INTEGER NOT NULL, queue_us INTEGER NOT NULL, handling_us INTEGER NOT NULL, total_us INTEGER NOT NULL,
+			request_body BLOB, reply_body BLOB,
+			PRIMARY KEY (run, seq)) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS domo_journal_segments (
+			id INTEGER PRIMARY KEY,
+			run INTEGER NOT NULL, min_seq INTEGER NOT NULL, max_seq INTEGER NOT NULL,
+			min_received_us INTEGER NOT NULL, max_received_us INTEGER NOT NULL,
+			records INTEGER NOT NULL, completed INTEGER NOT NULL, failed INTEGER NOT NULL, dropped INTEGER NOT NULL,
+			names TEXT NOT NULL, request_ids BLOB NOT NULL,
+			data BLOB NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS domo_journal_segments_received ON domo_journal_segments (max_received_us, min_received_us)`,
+	`CREATE INDEX IF NOT EXISTS domo_journal_segments_seq ON domo_journal_segments (run, max_seq, min_seq)`,
+}, sqlstore.RollupSchema(" WITHOUT ROWID")...)
+
 // Open opens (creating if needed) the journal in the SQLite file at path,
 // in WAL mode with synchronous=NORMAL: a crash may lose the last
-// transactions, never corrupt the file. It blocks.
+// transactions, never corrupt the file. A journal of the earlier layout
+// (a row a record) is moved to segments first. It blocks.
+//
+// One process writes a journal file at a time: a Store keeps the ids of
+// the records in progress in memory.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || strings.HasPrefix(path, ":memory:") {
 		return nil, fmt.Errorf("journal/sqlite: want a file path, got %q", path)
 	}
 	// SQLite counts every allocation under a process-wide mutex unless
 	// told not to before it initializes (on the first database opened in
-	// the process): a journal row makes a dozen. This turns the count off
-	// for the whole process, so sqlite3_memory_used reports 0 and no soft
-	// heap limit applies; if SQLite was initialized already, it does
-	// nothing.
+	// the process). This turns the count off for the whole process, so
+	// sqlite3_memory_used reports 0 and no soft heap limit applies; if
+	// SQLite was initialized already, it does nothing.
 	memstatusOff()
 	if err := createWithPageSize(ctx, path); err != nil {
 		return nil, err
@@ -71,26 +112,176 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
-		Placeholder: func(int) string { return "?" },
-		Schema: append(append([]string{`CREATE TABLE IF NOT EXISTS domo_journal (
-			run INTEGER NOT NULL, seq INTEGER NOT NULL,
-			broker TEXT NOT NULL, request_id TEXT NOT NULL, service TEXT NOT NULL, method TEXT NOT NULL,
-			client TEXT NOT NULL, worker TEXT NOT NULL,
-			status INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, attempts INTEGER NOT NULL,
-			request_bytes INTEGER NOT NULL, reply_bytes INTEGER NOT NULL,
-			received_us INTEGER NOT NULL, dispatched_us INTEGER NOT NULL, last_dispatched_us INTEGER NOT NULL,
-			ended_us INTEGER NOT NULL, queue_us INTEGER NOT NULL, handling_us INTEGER NOT NULL, total_us INTEGER NOT NULL,
-			request_body BLOB, reply_body BLOB,
-			PRIMARY KEY (run, seq)) WITHOUT ROWID`}, sqlstore.Indexes...), sqlstore.RollupSchema(" WITHOUT ROWID")...),
-		Write: write,
-	})
-	if err != nil {
+	s := &Store{DB: db, live: make(map[journal.ID]bool)}
+	if err := s.open(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal/sqlite: %s: %w", path, err)
 	}
-	return &Store{s}, nil
+	return s, nil
 }
+
+// open creates the schema, moves the rows of an earlier layout to
+// segments and loads the ids of the records in progress.
+func (s *Store) open(ctx context.Context) error {
+	for _, q := range schema {
+		if _, err := s.DB.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+	}
+	// A journal of the first layout may lack rollups: built from its rows
+	// while they are rows.
+	if err := sqlstore.Backfill(ctx, s.DB); err != nil {
+		return fmt.Errorf("schema: rollups: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return fmt.Errorf("schema: segments: %w", err)
+	}
+	if err := s.backfill(ctx); err != nil {
+		return fmt.Errorf("schema: rollups: %w", err)
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT run, seq FROM domo_journal`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id journal.ID
+		if err := rows.Scan(&id.Run, &id.Seq); err != nil {
+			return err
+		}
+		s.live[id] = true
+	}
+	return rows.Err()
+}
+
+// migrate moves the final rows of the earlier layout (every record a row,
+// with four indexes) into segments, a chunk per transaction, oldest first,
+// and drops that layout's indexes.
+func (s *Store) migrate(ctx context.Context) error {
+	const chunk = 2000
+	q := fmt.Sprintf(`SELECT %s FROM domo_journal WHERE status >= %d ORDER BY received_us, run, seq LIMIT %d`,
+		strings.Join(sqlstore.Columns, ", "), int64(journal.StatusCompleted), chunk)
+	for {
+		n, err := s.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) (int, error) {
+			rows, err := tx.QueryContext(ctx, q)
+			if err != nil {
+				return 0, err
+			}
+			var recs []*journal.Record
+			for rows.Next() {
+				r, err := sqlstore.ScanRecord(rows)
+				if err != nil {
+					rows.Close()
+					return 0, err
+				}
+				recs = append(recs, &r)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return 0, err
+			}
+			if err := s.insertSegments(ctx, tx, recs); err != nil {
+				return 0, err
+			}
+			for _, r := range recs {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM domo_journal WHERE run = ? AND seq = ?`, r.ID.Run, r.ID.Seq); err != nil {
+					return 0, err
+				}
+			}
+			return len(recs), nil
+		})
+		if err != nil {
+			return err
+		}
+		if n < chunk {
+			break
+		}
+	}
+	for _, ix := range []string{"domo_journal_received", "domo_journal_service", "domo_journal_status",
+		"domo_journal_not_completed", "domo_journal_request_id"} {
+		if _, err := s.DB.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backfill builds the rollups from the segments when there are none (a
+// journal whose rollup table was lost or emptied).
+func (s *Store) backfill(ctx context.Context) error {
+	var n int
+	err := s.DB.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM domo_journal_segments LIMIT 1))
+		+ 2 * (SELECT count(*) FROM (SELECT 1 FROM domo_journal_minutes LIMIT 1))`).Scan(&n)
+	if err != nil || n != 1 { // 1: segments but no rollups
+		return err
+	}
+	// A few segments at a time: a big journal does not fit in memory as
+	// records.
+	_, err = s.inTx(ctx, func(_ *sql.Conn, tx *sql.Tx) (int, error) {
+		for after := int64(0); ; {
+			var finals []*journal.Record
+			rows, err := tx.QueryContext(ctx, `SELECT id, run, data FROM domo_journal_segments WHERE id > ? ORDER BY id LIMIT 16`, after)
+			if err != nil {
+				return 0, err
+			}
+			for rows.Next() {
+				var run int64
+				var data []byte
+				if err := rows.Scan(&after, &run, &data); err != nil {
+					rows.Close()
+					return 0, err
+				}
+				recs, err := decodeSegment(run, data, nil)
+				if err != nil {
+					rows.Close()
+					return 0, err
+				}
+				for i := range recs {
+					finals = append(finals, &recs[i])
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return 0, err
+			}
+			if len(finals) == 0 {
+				return 0, nil
+			}
+			if err := sqlstore.AddRollups(ctx, tx, placeholder, finals); err != nil {
+				return 0, err
+			}
+		}
+	})
+	return err
+}
+
+// inTx runs fn in a transaction on a connection of its own, and commits
+// if fn returns no error.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Conn, *sql.Tx) (int, error)) (int, error) {
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	n, err := fn(conn, tx)
+	if err != nil {
+		_ = tx.Rollback()
+		return n, err
+	}
+	return n, tx.Commit()
+}
+
+// Close closes the database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.DB.Close() })
+	return s.closeErr
+}
+
+func placeholder(int) string { return "?" }
 
 // A record is first inserted, which is all most need: the Recorder writes
 // most requests once, when they end. A record whose row exists (written

@@ -102,11 +102,11 @@ var bucketExpr = func() string {
 	return b.String()
 }()
 
-// backfill builds the rollups of a journal written before they existed:
-// when the rollup table is empty and the journal is not.
-func (s *Store) backfill(ctx context.Context) error {
+// Backfill builds the rollups of a journal written before they existed:
+// when the rollup table is empty and the journal's table is not.
+func Backfill(ctx context.Context, db *sql.DB) error {
 	var n int
-	err := s.DB.QueryRowContext(ctx, fmt.Sprintf(
+	err := db.QueryRowContext(ctx, fmt.Sprintf(
 		`SELECT (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) a) + 2 * (SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) b)`,
 		Table, RollupTable)).Scan(&n)
 	if err != nil || n != 1 { // 1: rows but no rollups
@@ -121,7 +121,7 @@ func (s *Store) backfill(ctx context.Context) error {
 		GROUP BY m, service, method, status`,
 		RollupTable, strings.Join(RollupColumns, ", "), strings.Join(sums, ", "),
 		Minute, Minute, bucketExpr, Table, int64(journal.StatusCompleted))
-	_, err = s.DB.ExecContext(ctx, q)
+	_, err = db.ExecContext(ctx, q)
 	return err
 }
 
@@ -148,6 +148,12 @@ const rollupChunk = 50
 
 // addRollups adds finals to their minutes' rollups in tx.
 func (s *Store) addRollups(ctx context.Context, tx *sql.Tx, finals []*journal.Record) error {
+	return AddRollups(ctx, tx, s.d.Placeholder, finals)
+}
+
+// AddRollups adds finals, records that have just become final, to their
+// minutes' rollups in tx; p gives parameter markers.
+func AddRollups(ctx context.Context, tx *sql.Tx, p func(int) string, finals []*journal.Record) error {
 	if len(finals) == 0 {
 		return nil
 	}
@@ -185,7 +191,7 @@ func (s *Store) addRollups(ctx context.Context, tx *sql.Tx, finals []*journal.Re
 			}
 			marks := make([]string, len(row))
 			for i := range row {
-				marks[i] = s.d.Placeholder(len(args) + i + 1)
+				marks[i] = p(len(args) + i + 1)
 			}
 			args = append(args, row...)
 			vals = append(vals, "("+strings.Join(marks, ", ")+")")
@@ -212,6 +218,12 @@ var rollupConflict = func() string {
 	return fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(rollupKey, ", "), strings.Join(set, ", "))
 }()
 
+// FloorMinute returns the start of the minute holding us.
+func FloorMinute(us int64) int64 { return floorMinute(us) }
+
+// CeilMinute returns the first minute boundary at or after us.
+func CeilMinute(us int64) int64 { return ceilMinute(us) }
+
 func floorMinute(us int64) int64 {
 	m := us / Minute * Minute
 	if m > us {
@@ -231,7 +243,13 @@ func ceilMinute(us int64) int64 {
 // trimRollups deletes the rollups of minutes that end at or before
 // cutoffUs: no row of theirs is left.
 func (s *Store) trimRollups(ctx context.Context, cutoffUs int64) error {
-	_, err := s.DB.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE minute_us <= %s`, RollupTable, s.d.Placeholder(1)), cutoffUs-Minute)
+	return TrimRollups(ctx, s.DB, s.d.Placeholder, cutoffUs)
+}
+
+// TrimRollups deletes the rollups of minutes that end at or before
+// cutoffUs.
+func TrimRollups(ctx context.Context, db *sql.DB, p func(int) string, cutoffUs int64) error {
+	_, err := db.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE minute_us <= %s`, RollupTable, p(1)), cutoffUs-Minute)
 	if err != nil {
 		return fmt.Errorf("journal: trim rollups: %w", err)
 	}
@@ -242,17 +260,30 @@ func (s *Store) trimRollups(ctx context.Context, cutoffUs int64) error {
 // answered from rollups; shorter windows count their rows.
 const minRollupMinutes = 1
 
-// hist is a window's answered requests (completed and failed) by bucket.
-type hist struct {
+// Hist is a window's answered requests (completed and failed) by bucket.
+type Hist struct {
 	h   [Buckets]int64
 	n   int64
 	max int64
 }
 
+// Add counts an answered request of total time us.
+func (h *Hist) Add(us int64) {
+	h.h[BucketOf(us)]++
+	h.n++
+	h.max = max(h.max, us)
+}
+
+// Summarize sets sum's percentiles and Max from h.
+func (h *Hist) Summarize(sum *journal.Summary) {
+	sum.P50, sum.P90, sum.P99 = h.percentile(0.50), h.percentile(0.90), h.percentile(0.99)
+	sum.Max = time.Duration(h.max) * time.Microsecond
+}
+
 // percentile estimates the p-th percentile (nearest rank, as the row-level
 // Summary) by interpolating within the bucket holding that rank; the
 // estimate is within that bucket's bounds (and at most max).
-func (h *hist) percentile(p float64) time.Duration {
+func (h *Hist) percentile(p float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
@@ -271,6 +302,9 @@ func (h *hist) percentile(p float64) time.Duration {
 	}
 	return time.Duration(h.max) * time.Microsecond
 }
+
+// AddStatus counts n requests of status st in sum.
+func AddStatus(sum *journal.Summary, st journal.Status, n int) { addStatus(sum, st, n) }
 
 func addStatus(sum *journal.Summary, st journal.Status, n int) {
 	sum.Total += n
@@ -334,42 +368,8 @@ func (s *Store) rollupSummary(ctx context.Context, win journal.Window) (sum jour
 			w.add(col("method")+" = %s", win.Method)
 		}
 	}
-	var h hist
-	// Whole minutes.
-	w := &where{p: p}
-	filter(w, false)
-	w.add("minute_us >= %s AND minute_us < %s", m0, m1)
-	cols := histCols()
-	for i, c := range cols {
-		cols[i] = "CAST(sum(" + c + ") AS BIGINT)"
-	}
-	rows, err := s.DB.QueryContext(ctx, fmt.Sprintf(`SELECT status, CAST(sum(requests) AS BIGINT), max(total_max_us), %s FROM %s%s GROUP BY status`,
-		strings.Join(cols, ", "), RollupTable, w), w.args...)
+	sum, h, err := RollupMinutes(ctx, s.DB, p, win.Service, win.Method, m0, m1)
 	if err != nil {
-		return sum, false, err
-	}
-	for rows.Next() {
-		var st, n, mx int64
-		var b [Buckets]int64
-		dst := []any{&st, &n, &mx}
-		for k := range b {
-			dst = append(dst, &b[k])
-		}
-		if err := rows.Scan(dst...); err != nil {
-			rows.Close()
-			return sum, false, err
-		}
-		addStatus(&sum, journal.Status(st), int(n))
-		if s := journal.Status(st); s == journal.StatusCompleted || s == journal.StatusFailed {
-			h.n += n
-			h.max = max(h.max, mx)
-			for k := range b {
-				h.h[k] += b[k]
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return sum, false, err
 	}
 	// The edges' final rows, by status and bucket; and the window's rows in
@@ -418,4 +418,52 @@ func (s *Store) rollupSummary(ctx context.Context, win journal.Window) (sum jour
 	sum.P50, sum.P90, sum.P99 = h.percentile(0.50), h.percentile(0.90), h.percentile(0.99)
 	sum.Max = time.Duration(h.max) * time.Microsecond
 	return sum, true, nil
+}
+
+// RollupMinutes sums the rollups of the whole minutes [m0, m1) (of one
+// service, and method, if given): counts by final status, and the answered
+// requests' histogram.
+func RollupMinutes(ctx context.Context, db *sql.DB, p func(int) string, service, method string, m0, m1 int64) (sum journal.Summary, h Hist, err error) {
+	w := &where{p: p}
+	if service != "" {
+		w.add("service = %s", service)
+	}
+	if method != "" {
+		w.add("method = %s", method)
+	}
+	w.add("minute_us >= %s AND minute_us < %s", m0, m1)
+	cols := histCols()
+	for i, c := range cols {
+		cols[i] = "CAST(sum(" + c + ") AS BIGINT)"
+	}
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT status, CAST(sum(requests) AS BIGINT), max(total_max_us), %s FROM %s%s GROUP BY status`,
+		strings.Join(cols, ", "), RollupTable, w), w.args...)
+	if err != nil {
+		return sum, h, err
+	}
+	for rows.Next() {
+		var st, n, mx int64
+		var b [Buckets]int64
+		dst := []any{&st, &n, &mx}
+		for k := range b {
+			dst = append(dst, &b[k])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			rows.Close()
+			return sum, h, err
+		}
+		addStatus(&sum, journal.Status(st), int(n))
+		if s := journal.Status(st); s == journal.StatusCompleted || s == journal.StatusFailed {
+			h.n += n
+			h.max = max(h.max, mx)
+			for k := range b {
+				h.h[k] += b[k]
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, h, err
+	}
+	return sum, h, nil
 }

@@ -90,7 +90,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		}
 	}
 	s := &Store{DB: db, d: d}
-	if err := s.backfill(ctx); err != nil {
+	if err := Backfill(ctx, db); err != nil {
 		return nil, fmt.Errorf("journal: schema: rollups: %w", err)
 	}
 	return s, nil
@@ -165,6 +165,9 @@ func UpsertSet() string {
 
 type scanner interface{ Scan(...any) error }
 
+// ScanRecord scans a row of Columns into a record.
+func ScanRecord(s interface{ Scan(...any) error }) (journal.Record, error) { return scan(s) }
+
 func scan(s scanner) (journal.Record, error) {
 	var (
 		r                                    journal.Record
@@ -220,6 +223,13 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 // entry over about 2.7 KB is refused. SQLite would keep them; both stores
 // mend them alike, so they answer alike.
 func validText(recs []journal.Record) []journal.Record {
+	return ValidText(recs)
+}
+
+// ValidText is what every store does to a batch before writing it: recs
+// with every text valid UTF-8, free of NUL and within its length bound (a
+// copy if any record needs mending, else recs itself).
+func ValidText(recs []journal.Record) []journal.Record {
 	var out []journal.Record
 	for i := range recs {
 		if !slices.ContainsFunc(textFields(&recs[i]), textField.bad) {
@@ -449,9 +459,23 @@ func (s *Store) list(ctx context.Context, f journal.Filter, methods []string) (j
 	return page, nil
 }
 
+// Where returns f's conditions on the table's columns (" WHERE ..." or
+// empty) and their arguments, with parameter markers from p.
+func Where(f journal.Filter, p func(int) string) (string, []any, error) {
+	w, err := filter(f, p, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	return w.String(), w.args, nil
+}
+
 // filter turns f into conditions whose parameters follow those in prior.
 func (s *Store) filter(f journal.Filter, prior []any) (*where, error) {
-	w := &where{p: s.d.Placeholder, args: prior}
+	return filter(f, s.d.Placeholder, prior)
+}
+
+func filter(f journal.Filter, p func(int) string, prior []any) (*where, error) {
+	w := &where{p: p, args: prior}
 	if f.Service != "" {
 		w.add("service = %s", f.Service)
 	}

@@ -1,0 +1,818 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/domo-framework/domo/journal"
+	"github.com/domo-framework/domo/journal/internal/sqlstore"
+)
+
+// maxSegment bounds the records of one segment: a batch bigger than this
+// (the Recorder's grow while the store is slow) is cut into several.
+const maxSegment = 4096
+
+// Write writes recs in one transaction: final records to a new segment a
+// run, the others to liveTable. A final record stored before (in
+// liveTable, or in an older segment when written final twice) leaves its
+// old place, so every record is in one place, as the last write says.
+// Records that become final with this write are added to the rollups.
+func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	recs = sqlstore.ValidText(recs)
+	latest := lastOfEach(recs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var finals, open, counted []*journal.Record
+	var wasLive []journal.ID
+	for _, r := range latest {
+		if r.Status.Done() {
+			finals = append(finals, r)
+		} else {
+			open = append(open, r)
+		}
+	}
+	_, err := s.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) (int, error) {
+		// Records in segments already: final before, so counted in the
+		// rollups; they move to where this write puts them.
+		var seek []*journal.Record
+		for _, r := range latest {
+			if !s.live[r.ID] {
+				seek = append(seek, r)
+			}
+		}
+		stale, err := s.inSegments(ctx, tx, seek)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range finals {
+			switch {
+			case s.live[r.ID]:
+				wasLive = append(wasLive, r.ID)
+				counted = append(counted, r)
+			default:
+				if _, ok := stale[r.ID]; !ok {
+					counted = append(counted, r)
+				}
+			}
+		}
+		if err := s.removeFromSegments(ctx, tx, stale); err != nil {
+			return 0, err
+		}
+		for _, id := range wasLive {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM domo_journal WHERE run = ? AND seq = ?`, id.Run, id.Seq); err != nil {
+				return 0, err
+			}
+		}
+		if len(open) > 0 {
+			rows := make([]journal.Record, len(open))
+			for i, r := range open {
+				rows[i] = *r
+			}
+			if _, err := write(ctx, conn, tx, rows); err != nil {
+				return 0, err
+			}
+		}
+		if err := s.insertSegments(ctx, tx, finals); err != nil {
+			return 0, err
+		}
+		return 0, sqlstore.AddRollups(ctx, tx, placeholder, counted)
+	})
+	if err != nil {
+		return fmt.Errorf("journal: write: %w", err)
+	}
+	for _, id := range wasLive {
+		delete(s.live, id)
+	}
+	for _, r := range open {
+		s.live[r.ID] = true
+	}
+	return nil
+}
+
+// lastOfEach returns recs' records, the last of each id only. A batch
+// rarely holds an id twice (the Recorder's never do): sorting the ids
+// tells, for less than a map would cost.
+func lastOfEach(recs []journal.Record) []*journal.Record {
+	out := make([]*journal.Record, len(recs))
+	for i := range recs {
+		out[i] = &recs[i]
+	}
+	ids := make([]journal.ID, len(recs))
+	for i := range recs {
+		ids[i] = recs[i].ID
+	}
+	byID := func(a, b journal.ID) int { return cmp.Or(cmp.Compare(a.Run, b.Run), cmp.Compare(a.Seq, b.Seq)) }
+	slices.SortFunc(ids, byID)
+	if len(slices.CompactFunc(ids, func(a, b journal.ID) bool { return a == b })) == len(recs) {
+		return out
+	}
+	last := make(map[journal.ID]int, len(recs))
+	for i := range recs {
+		last[recs[i].ID] = i
+	}
+	return slices.DeleteFunc(out, func(r *journal.Record) bool { return &recs[last[r.ID]] != r })
+}
+
+// seqGap splits a run's sorted seqs into ranges looked up apart: a record
+// much older than the rest of its batch (a slow request) is not looked for
+// across every segment written since.
+const seqGap = 1 << 12
+
+// inSegments returns which of recs are in a segment, with its id.
+func (s *Store) inSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Record) (map[journal.ID]int64, error) {
+	byRun := make(map[int64][]int64)
+	for _, r := range recs {
+		byRun[r.ID.Run] = append(byRun[r.ID.Run], r.ID.Seq)
+	}
+	found := make(map[journal.ID]int64)
+	for run, seqs := range byRun {
+		slices.Sort(seqs)
+		for len(seqs) > 0 {
+			n := 1
+			for n < len(seqs) && seqs[n]-seqs[n-1] <= seqGap {
+				n++
+			}
+			lo, hi := seqs[0], seqs[n-1]
+			want := seqs[:n]
+			seqs = seqs[n:]
+			rows, err := tx.QueryContext(ctx, `SELECT id, data FROM domo_journal_segments
+				WHERE run = ? AND max_seq >= ? AND min_seq <= ?`, run, lo, hi)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var id int64
+				var data []byte
+				if err := rows.Scan(&id, &data); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				keys, err := segmentKeys(data)
+				if err != nil {
+					rows.Close()
+					return nil, err
+				}
+				for _, k := range keys {
+					if _, ok := slices.BinarySearch(want, k.seq); ok {
+						found[journal.ID{Run: run, Seq: k.seq}] = id
+					}
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return found, nil
+}
+
+// removeFromSegments rewrites the segments holding ids without them.
+func (s *Store) removeFromSegments(ctx context.Context, tx *sql.Tx, ids map[journal.ID]int64) error {
+	bySeg := make(map[int64]map[int64]bool)
+	for id, seg := range ids {
+		if bySeg[seg] == nil {
+			bySeg[seg] = make(map[int64]bool)
+		}
+		bySeg[seg][id.Seq] = true
+	}
+	for seg, seqs := range bySeg {
+		if _, err := s.rewriteSegment(ctx, tx, seg, func(k segKey) bool { return !seqs[k.seq] }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rewriteSegment keeps only the records of segment id that keep accepts,
+// deleting the segment if none is left, and returns how many it removed.
+func (s *Store) rewriteSegment(ctx context.Context, tx *sql.Tx, id int64, keep func(segKey) bool) (int, error) {
+	var run int64
+	var data []byte
+	if err := tx.QueryRowContext(ctx, `SELECT run, data FROM domo_journal_segments WHERE id = ?`, id).Scan(&run, &data); err != nil {
+		return 0, err
+	}
+	keys, err := segmentKeys(data)
+	if err != nil {
+		return 0, err
+	}
+	kept, err := decodeSegment(run, data, keep)
+	if err != nil {
+		return 0, err
+	}
+	removed := len(keys) - len(kept)
+	if removed == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM domo_journal_segments WHERE id = ?`, id); err != nil {
+		return 0, err
+	}
+	if len(kept) > 0 {
+		recs := make([]*journal.Record, len(kept))
+		for i := range kept {
+			recs[i] = &kept[i]
+		}
+		if err := s.insertSegments(ctx, tx, recs); err != nil {
+			return 0, err
+		}
+	}
+	return removed, nil
+}
+
+// insertSegments writes final records as segments: one a run (in the
+// order first seen), of at most maxSegment records each.
+func (s *Store) insertSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Record) error {
+	var runs []int64
+	byRun := make(map[int64][]*journal.Record)
+	for _, r := range recs {
+		if _, ok := byRun[r.ID.Run]; !ok {
+			runs = append(runs, r.ID.Run)
+		}
+		byRun[r.ID.Run] = append(byRun[r.ID.Run], r)
+	}
+	for _, run := range runs {
+		for rs := range slices.Chunk(byRun[run], maxSegment) {
+			if err := s.insertSegment(ctx, tx, run, rs); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertSegment(ctx context.Context, tx *sql.Tx, run int64, recs []*journal.Record) error {
+	minSeq, maxSeq := int64(math.MaxInt64), int64(math.MinInt64)
+	minRecv, maxRecv := int64(math.MaxInt64), int64(math.MinInt64)
+	var completed, failed, dropped, ids int
+	for _, r := range recs {
+		us := sqlstore.Micros(r.Received)
+		minSeq, maxSeq = min(minSeq, r.ID.Seq), max(maxSeq, r.ID.Seq)
+		minRecv, maxRecv = min(minRecv, us), max(maxRecv, us)
+		switch r.Status {
+		case journal.StatusCompleted:
+			completed++
+		case journal.StatusFailed:
+			failed++
+		case journal.StatusDropped:
+			dropped++
+		}
+		if r.RequestID != "" {
+			ids++
+		}
+	}
+	bloom := []byte{}
+	if ids > 0 {
+		bloom = newBloom(ids)
+		for _, r := range recs {
+			if r.RequestID != "" {
+				bloomAdd(bloom, r.RequestID)
+			}
+		}
+	}
+	s.buf = encodeSegment(s.buf[:0], recs)
+	_, err := tx.ExecContext(ctx, `INSERT INTO domo_journal_segments (run, min_seq, max_seq, min_received_us, max_received_us,
+		records, completed, failed, dropped, names, request_ids, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		run, minSeq, maxSeq, minRecv, maxRecv, len(recs), completed, failed, dropped, segmentNames(recs), bloom, s.buf)
+	return err
+}
+
+// Get returns one record.
+func (s *Store) Get(ctx context.Context, id journal.ID) (journal.Record, error) {
+	r, err := sqlstore.ScanRecord(s.DB.QueryRowContext(ctx, fmt.Sprintf(`SELECT %s FROM domo_journal WHERE run = ? AND seq = ?`,
+		strings.Join(sqlstore.Columns, ", ")), id.Run, id.Seq))
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		if err != nil {
+			err = fmt.Errorf("journal: get %s: %w", id, err)
+		}
+		return r, err
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT data FROM domo_journal_segments WHERE run = ? AND max_seq >= ? AND min_seq <= ?`,
+		id.Run, id.Seq, id.Seq)
+	if err != nil {
+		return r, fmt.Errorf("journal: get %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return r, fmt.Errorf("journal: get %s: %w", id, err)
+		}
+		recs, err := decodeSegment(id.Run, data, func(k segKey) bool { return k.seq == id.Seq })
+		if err != nil {
+			return r, fmt.Errorf("journal: get %s: %w", id, err)
+		}
+		if len(recs) > 0 {
+			return recs[0], nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return r, fmt.Errorf("journal: get %s: %w", id, err)
+	}
+	return r, journal.ErrNotFound
+}
+
+// newer orders records newest first: by receipt, then run, then seq, all
+// descending (the order of List and of its cursors).
+func newer(a, b *journal.Record) int {
+	return cmp.Or(cmp.Compare(sqlstore.Micros(b.Received), sqlstore.Micros(a.Received)),
+		cmp.Compare(b.ID.Run, a.ID.Run), cmp.Compare(b.ID.Seq, a.ID.Seq))
+}
+
+// before reports whether key (us, run, seq) sorts after the cursor's
+// position (older), or there is no cursor.
+type position struct {
+	set          bool
+	us, run, seq int64
+}
+
+func (p position) older(us, run, seq int64) bool {
+	if !p.set {
+		return true
+	}
+	return cmp.Or(cmp.Compare(us, p.us), cmp.Compare(run, p.run), cmp.Compare(seq, p.seq)) < 0
+}
+
+// List returns a page of records, newest first, by keyset: the records in
+// progress from liveTable, the final ones from the segments that may hold
+// matches, walked newest first until no older segment can hold a record
+// newer than the page's last.
+func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error) {
+	limit := f.PageLimit()
+	var pos position
+	if f.After != "" {
+		us, id, err := journal.ParseCursor(f.After)
+		if err != nil {
+			return journal.Page{}, err
+		}
+		pos = position{true, us, id.Run, id.Seq}
+	}
+	var out []journal.Record
+	if f.InProgress || !f.Status.Done() {
+		w, args, err := sqlstore.Where(f, placeholder)
+		if err != nil {
+			return journal.Page{}, err
+		}
+		rows, err := s.DB.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM domo_journal%s ORDER BY received_us DESC, run DESC, seq DESC LIMIT %d`,
+			strings.Join(sqlstore.Columns, ", "), w, limit+1), args...)
+		if err != nil {
+			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+		}
+		for rows.Next() {
+			r, err := sqlstore.ScanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+		}
+	}
+	if !f.InProgress && (f.Status == 0 || f.Status.Done()) {
+		match := func(r *journal.Record) bool {
+			us := sqlstore.Micros(r.Received)
+			return (f.Service == "" || r.Service == f.Service) && (f.Method == "" || r.Method == f.Method) &&
+				(f.RequestID == "" || r.RequestID == f.RequestID) && (f.Status == 0 || r.Status == f.Status) &&
+				(f.From.IsZero() || us >= f.From.UnixMicro()) && (f.To.IsZero() || us < f.To.UnixMicro()) &&
+				pos.older(us, r.ID.Run, r.ID.Seq)
+		}
+		var err error
+		out, err = s.scanSegments(ctx, f, pos, limit+1, out, match)
+		if err != nil {
+			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
+		}
+	}
+	slices.SortFunc(out, func(a, b journal.Record) int { return newer(&a, &b) })
+	var page journal.Page
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		page.Next = journal.Cursor(last.Received, last.ID)
+	}
+	page.Records = out
+	return page, nil
+}
+
+// scanSegments appends to out the records match accepts from the segments
+// that may hold records of f before pos, newest segments first, and stops
+// once out holds want records and no segment left can hold a newer one.
+func (s *Store) scanSegments(ctx context.Context, f journal.Filter, pos position, want int, out []journal.Record,
+	match func(*journal.Record) bool) ([]journal.Record, error) {
+	conds := []string{"1"}
+	var args []any
+	if pos.set {
+		conds, args = append(conds, "min_received_us <= ?"), append(args, pos.us)
+	}
+	if !f.From.IsZero() {
+		conds, args = append(conds, "max_received_us >= ?"), append(args, f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		conds, args = append(conds, "min_received_us < ?"), append(args, f.To.UnixMicro())
+	}
+	switch f.Status {
+	case journal.StatusCompleted:
+		conds = append(conds, "completed > 0")
+	case journal.StatusFailed:
+		conds = append(conds, "failed > 0")
+	case journal.StatusDropped:
+		conds = append(conds, "dropped > 0")
+	}
+	if f.Service != "" {
+		conds, args = append(conds, "instr(names, ?) > 0"), append(args, namePattern(f.Service, f.Method))
+	}
+	idCol := "x''"
+	if f.RequestID != "" {
+		idCol = "request_ids"
+	}
+	rows, err := s.DB.QueryContext(ctx, fmt.Sprintf(`SELECT id, run, max_received_us, %s FROM domo_journal_segments WHERE %s ORDER BY max_received_us DESC`,
+		idCol, strings.Join(conds, " AND ")), args...)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, run, maxUs int64
+		var ids []byte
+		if err := rows.Scan(&id, &run, &maxUs, &ids); err != nil {
+			return out, err
+		}
+		if len(out) >= want {
+			slices.SortFunc(out, func(a, b journal.Record) int { return newer(&a, &b) })
+			out = out[:want]
+			if maxUs < sqlstore.Micros(out[want-1].Received) {
+				break // every record left is older than the page
+			}
+		}
+		if f.RequestID != "" && !bloomHas(ids, f.RequestID) {
+			continue
+		}
+		recs, err := s.segment(ctx, id, run)
+		if err != nil {
+			return out, err
+		}
+		for i := range recs {
+			if match(&recs[i]) {
+				out = append(out, recs[i])
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// segment decodes segment id's records.
+func (s *Store) segment(ctx context.Context, id, run int64) ([]journal.Record, error) {
+	var data []byte
+	if err := s.DB.QueryRowContext(ctx, `SELECT data FROM domo_journal_segments WHERE id = ?`, id).Scan(&data); err != nil {
+		return nil, err
+	}
+	return decodeSegment(run, data, nil)
+}
+
+// Summary counts by status and takes the percentiles of the total time of
+// answered requests, as journal.Store says: a window holding a whole
+// minute or more from the rollups, plus the records of its partial minutes
+// and those in progress; a shorter one from its records, exactly.
+func (s *Store) Summary(ctx context.Context, win journal.Window) (journal.Summary, error) {
+	sum, err := s.summary(ctx, win)
+	if err != nil {
+		return sum, fmt.Errorf("journal: summary: %w", err)
+	}
+	return sum, nil
+}
+
+func (s *Store) summary(ctx context.Context, win journal.Window) (journal.Summary, error) {
+	var sum journal.Summary
+	var oldest, newest sql.NullInt64
+	err := s.DB.QueryRowContext(ctx, `SELECT min(a), max(b) FROM (
+			SELECT min(min_received_us) AS a, max(max_received_us) AS b FROM domo_journal_segments
+			UNION ALL SELECT min(received_us), max(received_us) FROM domo_journal)`).Scan(&oldest, &newest)
+	if err != nil || !oldest.Valid {
+		return sum, err
+	}
+	// The window's start is raised to the oldest record's receipt, so the
+	// rollups of a minute that retention has trimmed in part are never
+	// used.
+	from, to := oldest.Int64, newest.Int64+1
+	if !win.From.IsZero() {
+		from = max(from, win.From.UnixMicro())
+	}
+	if !win.To.IsZero() {
+		to = win.To.UnixMicro()
+	}
+	m0, m1 := sqlstore.CeilMinute(from), sqlstore.FloorMinute(to)
+	exact := m1-m0 < sqlstore.Minute
+	var h sqlstore.Hist
+	var totals []int64 // exact: the answered requests' total times
+	if !exact {
+		if sum, h, err = sqlstore.RollupMinutes(ctx, s.DB, placeholder, win.Service, win.Method, m0, m1); err != nil {
+			return sum, err
+		}
+	}
+	// Final records: the whole window when exact, else its edges.
+	inWindow := func(us int64) bool {
+		return us >= from && us < to && (exact || us < m0 || us >= m1)
+	}
+	count := func(r *journal.Record, lo, hi int64) {
+		us := sqlstore.Micros(r.Received)
+		if us < lo || us >= hi || !inWindow(us) || (win.Service != "" && r.Service != win.Service) || (win.Method != "" && r.Method != win.Method) {
+			return
+		}
+		sqlstore.AddStatus(&sum, r.Status, 1)
+		if r.Status == journal.StatusCompleted || r.Status == journal.StatusFailed {
+			if exact {
+				totals = append(totals, r.Total().Microseconds())
+			} else {
+				h.Add(r.Total().Microseconds())
+			}
+		}
+	}
+	edges := [][2]int64{{from, to}}
+	if !exact {
+		edges = [][2]int64{{from, m0}, {m1, to}}
+	}
+	for _, e := range edges {
+		if e[0] >= e[1] {
+			continue
+		}
+		f := journal.Filter{Service: win.Service, Method: win.Method, From: time.UnixMicro(e[0]), To: time.UnixMicro(e[1])}
+		if err := s.eachFinal(ctx, f, func(r *journal.Record) { count(r, e[0], e[1]) }); err != nil {
+			return sum, err
+		}
+	}
+	// Records in progress.
+	w, args, err := sqlstore.Where(journal.Filter{Service: win.Service, Method: win.Method,
+		From: time.UnixMicro(from), To: time.UnixMicro(to)}, placeholder)
+	if err != nil {
+		return sum, err
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT status, count(*) FROM domo_journal`+w+` GROUP BY status`, args...)
+	if err != nil {
+		return sum, err
+	}
+	for rows.Next() {
+		var st, n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return sum, err
+		}
+		sqlstore.AddStatus(&sum, journal.Status(st), int(n))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, err
+	}
+	if !exact {
+		h.Summarize(&sum)
+		return sum, nil
+	}
+	if len(totals) > 0 {
+		slices.Sort(totals)
+		rank := func(p float64) time.Duration {
+			i := int(max(1, math.Ceil(p*float64(len(totals))))) - 1
+			return time.Duration(totals[i]) * time.Microsecond
+		}
+		sum.P50, sum.P90, sum.P99, sum.Max = rank(0.50), rank(0.90), rank(0.99), rank(1)
+	}
+	return sum, nil
+}
+
+// eachFinal calls fn with every final record of the segments that may
+// hold records of f (by service, method and receipt time; fn filters).
+func (s *Store) eachFinal(ctx context.Context, f journal.Filter, fn func(*journal.Record)) error {
+	conds := []string{"max_received_us >= ?", "min_received_us < ?"}
+	args := []any{f.From.UnixMicro(), f.To.UnixMicro()}
+	if f.Service != "" {
+		conds, args = append(conds, "instr(names, ?) > 0"), append(args, namePattern(f.Service, f.Method))
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT run, data FROM domo_journal_segments WHERE `+strings.Join(conds, " AND "), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var run int64
+		var data []byte
+		if err := rows.Scan(&run, &data); err != nil {
+			return err
+		}
+		recs, err := decodeSegment(run, data, nil)
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			fn(&recs[i])
+		}
+	}
+	return rows.Err()
+}
+
+// Trim deletes by age, then by count: whole segments where it can, the
+// records of the segments at the edge by rewriting them.
+func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	if !olderThan.IsZero() {
+		cut := olderThan.UnixMicro()
+		n, err := s.trimBefore(ctx, position{true, cut, math.MinInt64, math.MinInt64})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("journal: trim: %w", err)
+		}
+		if err := sqlstore.TrimRollups(ctx, s.DB, placeholder, cut); err != nil {
+			return total, err
+		}
+	}
+	if maxRows > 0 {
+		keep, ok, err := s.nthNewest(ctx, maxRows)
+		if err != nil {
+			return total, fmt.Errorf("journal: trim: %w", err)
+		}
+		if ok {
+			n, err := s.trimBefore(ctx, keep)
+			total += n
+			if err != nil {
+				return total, fmt.Errorf("journal: trim: %w", err)
+			}
+			if err := sqlstore.TrimRollups(ctx, s.DB, placeholder, keep.us); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// trimChunk bounds the segments deleted in one transaction, so that
+// writes interleave with a long trim.
+const trimChunk = 256
+
+// trimBefore deletes every record older than p (in List's order): the
+// segments wholly older, a chunk at a time; then, in one transaction, the
+// older records of the segments that straddle p and the rows in progress.
+func (s *Store) trimBefore(ctx context.Context, p position) (int, error) {
+	total := 0
+	for {
+		n, err := s.inTx(ctx, func(_ *sql.Conn, tx *sql.Tx) (int, error) {
+			rows, err := tx.QueryContext(ctx, `DELETE FROM domo_journal_segments WHERE id IN (
+				SELECT id FROM domo_journal_segments WHERE max_received_us < ? LIMIT ?) RETURNING records`, p.us, trimChunk)
+			if err != nil {
+				return 0, err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var records int
+				if err := rows.Scan(&records); err != nil {
+					return 0, err
+				}
+				n += records
+			}
+			return n, rows.Err()
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	n, err := s.inTx(ctx, func(_ *sql.Conn, tx *sql.Tx) (int, error) {
+		rows, err := tx.QueryContext(ctx, `SELECT id, run FROM domo_journal_segments WHERE min_received_us <= ?`, p.us)
+		if err != nil {
+			return 0, err
+		}
+		var segs [][2]int64
+		for rows.Next() {
+			var id, run int64
+			if err := rows.Scan(&id, &run); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			segs = append(segs, [2]int64{id, run})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, g := range segs {
+			run := g[1]
+			m, err := s.rewriteSegment(ctx, tx, g[0], func(k segKey) bool { return !p.older(k.receivedUs, run, k.seq) })
+			if err != nil {
+				return 0, err
+			}
+			n += m
+		}
+		ids, err := deleteLive(ctx, tx, p)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			delete(s.live, id)
+		}
+		return n + len(ids), nil
+	})
+	return total + n, err
+}
+
+// deleteLive deletes the rows of liveTable older than p and returns their
+// ids.
+func deleteLive(ctx context.Context, tx *sql.Tx, p position) ([]journal.ID, error) {
+	rows, err := tx.QueryContext(ctx, `DELETE FROM domo_journal WHERE (received_us, run, seq) < (?, ?, ?) RETURNING run, seq`,
+		p.us, p.run, p.seq)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []journal.ID
+	for rows.Next() {
+		var id journal.ID
+		if err := rows.Scan(&id.Run, &id.Seq); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// nthNewest returns the position of the n-th newest record, and false if
+// there are n or fewer.
+func (s *Store) nthNewest(ctx context.Context, n int) (position, bool, error) {
+	var keys []position
+	rows, err := s.DB.QueryContext(ctx, `SELECT received_us, run, seq FROM domo_journal`)
+	if err != nil {
+		return position{}, false, err
+	}
+	for rows.Next() {
+		var p position
+		if err := rows.Scan(&p.us, &p.run, &p.seq); err != nil {
+			rows.Close()
+			return position{}, false, err
+		}
+		keys = append(keys, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return position{}, false, err
+	}
+	byAge := func(a, b position) int {
+		return cmp.Or(cmp.Compare(b.us, a.us), cmp.Compare(b.run, a.run), cmp.Compare(b.seq, a.seq))
+	}
+	// Segments newest first, until no segment left can hold a record newer
+	// than the n-th newest so far.
+	more := false
+	rows, err = s.DB.QueryContext(ctx, `SELECT run, max_received_us, data FROM domo_journal_segments ORDER BY max_received_us DESC`)
+	if err != nil {
+		return position{}, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var run, maxUs int64
+		var data []byte
+		if err := rows.Scan(&run, &maxUs, &data); err != nil {
+			return position{}, false, err
+		}
+		if len(keys) >= n {
+			slices.SortFunc(keys, byAge)
+			more = more || len(keys) > n
+			keys = keys[:n]
+			if maxUs < keys[n-1].us {
+				more = true // this segment's records, at least
+				break
+			}
+		}
+		ks, err := segmentKeys(data)
+		if err != nil {
+			return position{}, false, err
+		}
+		for _, k := range ks {
+			keys = append(keys, position{true, k.receivedUs, run, k.seq})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return position{}, false, err
+	}
+	slices.SortFunc(keys, byAge)
+	if len(keys) > n {
+		more = true
+	}
+	if !more {
+		return position{}, false, nil
+	}
+	p := keys[n-1]
+	p.set = true
+	return p, true, nil
+}
