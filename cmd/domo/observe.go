@@ -104,12 +104,14 @@ func (ob *observer) start(b *broker.Broker) {
 			}
 		}()
 	}
-	// Metrics are counters: the bus updates them itself, which spares a
-	// goroutine woken for every burst of events.
+	// Metrics are counters, and the journal folds each event into its
+	// request's record: the bus does both on the broker's loop, which
+	// spares a goroutine woken for every burst of events (the journal's
+	// writer wakes once a batch).
 	ob.bus.Handle(rec.Observe)
 	if ob.recorder != nil {
-		journalEvents := ob.bus.Subscribe("journal", 32768).C
-		run(func() error { return ob.recorder.Run(ctx, journalEvents) })
+		ob.bus.Handle(ob.recorder.Observe)
+		run(func() error { return ob.recorder.Run(ctx, nil) })
 	}
 	if ob.flags.trace != "" {
 		traceEvents := ob.bus.Subscribe("tracing", 8192).C
