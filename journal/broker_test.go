@@ -22,17 +22,11 @@ import (
 // service "tea" (echo; fail answers an internal error) and a client.
 func system(t *testing.T, ch chan broker.Event) (*broker.Broker, *client.Client) {
 	t.Helper()
-	return systemWith(t, func(c *broker.Config) {
+	b, ep := testbroker.Start(t, func(c *broker.Config) {
 		if ch != nil {
 			c.Events = ch
 		}
 	})
-}
-
-// systemWith is system with the broker's config set by configure.
-func systemWith(t *testing.T, configure func(*broker.Config)) (*broker.Broker, *client.Client) {
-	t.Helper()
-	b, ep := testbroker.Start(t, configure)
 	w := worker.New("tea", worker.WithBroker(ep), worker.WithConcurrency(64),
 		worker.WithHeartbeat(testbroker.HeartbeatInterval, testbroker.HeartbeatLiveness))
 	w.HandleFunc("echo", func(_ context.Context, r *worker.Request) ([]byte, error) { return r.Payload, nil })
@@ -185,33 +179,17 @@ func load(t *testing.T, c *client.Client, n int) time.Duration {
 }
 
 // TestStalledStore stalls the store: the broker routes as fast as it does
-// with no journal, and what could not be journaled is counted as dropped;
-// with the Recorder reading a channel of events, and folding them on the
-// broker's loop (Observe).
+// with no journal, and what could not be journaled is counted as dropped.
 func TestStalledStore(t *testing.T) {
-	t.Run("Channel", func(t *testing.T) { testStalledStore(t, false) })
-	t.Run("OnTheLoop", func(t *testing.T) { testStalledStore(t, true) })
-}
-
-func testStalledStore(t *testing.T, onLoop bool) {
 	const n = 6000
 	_, plain := system(t, nil)
 	base := load(t, plain, n)
 
+	ch := make(chan broker.Event, 1000)
 	store := &stalled{Store: openSQLite(t), release: make(chan struct{})}
 	rec := journal.NewRecorder(store, journal.Config{BatchSize: 100, MaxPending: 500, FlushInterval: 5 * time.Millisecond})
-	var b *broker.Broker
-	var c *client.Client
-	if onLoop {
-		run(t, rec, nil)
-		b, c = systemWith(t, func(c *broker.Config) {
-			c.OnEvent = func(e broker.Event) bool { rec.Observe(e); return false }
-		})
-	} else {
-		ch := make(chan broker.Event, 1000)
-		run(t, rec, ch)
-		b, c = system(t, ch)
-	}
+	run(t, rec, ch)
+	b, c := system(t, ch)
 	took := load(t, c, n)
 	// Every call was answered while the store was still stalled (it is
 	// released below): routing never waited on the journal. How long they

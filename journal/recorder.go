@@ -105,14 +105,13 @@ type Recorder struct {
 	log   *slog.Logger
 	run   int64
 
-	// Guarded by mu (taken by Run and by Observe). A request's record is folded in
+	// Owned by the reader goroutine (Run). A request's record is folded in
 	// place in batch, the records changed since the last hand-off in the
 	// order they first changed (about seq order, what stores like); the
 	// batch itself is handed to the writer, so a record is neither
 	// allocated nor copied on its own.
 	// A live request (received, not yet ended) is in exactly one of
 	// inBatch and held.
-	mu      sync.Mutex
 	batch   []Record
 	inBatch map[int64]int32  // live requests whose record is in batch, at this index
 	held    map[int64]Record // live requests whose record is not (handed off in progress, or the batch was full)
@@ -171,30 +170,11 @@ func NewRecorder(store Store, cfg Config) *Recorder {
 // RunID is the Run of the IDs of every record this Recorder writes.
 func (r *Recorder) RunID() int64 { return r.run }
 
-// Observe folds one event into its request's record, as Run does with the
-// events it reads. It is meant for the broker's loop (broker.Config.OnEvent,
-// or a handler on a bus it feeds): it takes a lock Run holds only briefly
-// and never waits for the store; a full batch is handed to the writer if
-// it is idle, else kept growing up to MaxPending. It costs no channel send
-// and wakes no goroutine but the writer's, once a batch. Run must be
-// running (with nil events, if all come through Observe): it hands
-// batches off on time and writes them.
-func (r *Recorder) Observe(e broker.Event) {
-	r.mu.Lock()
-	r.fold(e)
-	if len(r.batch) >= r.cfg.BatchSize {
-		r.handOff(nil, false)
-	}
-	r.mu.Unlock()
-}
-
 // Run reads events until ctx ends or events is closed, then writes what
 // it holds (for up to 10 s) and returns. It blocks; call it once. The
 // channel is the one given to broker.Config.Events; give it a generous
 // buffer (10,000 or more) so that bursts wait there, not in the broker's
-// drop counter. events may be nil when every event comes through
-// Observe: Run then hands batches off every FlushInterval and writes
-// them until ctx ends.
+// drop counter.
 func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("journal: Recorder.Run called twice")
@@ -214,19 +194,15 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 	for {
 		select {
 		case e, ok := <-events:
-			r.mu.Lock()
 			if !ok {
 				r.handOff(nil, true)
-				r.mu.Unlock()
 				return nil
 			}
 			r.fold(e)
 			// Events come in bursts (a loop turn emits many): let the
 			// rest of the burst arrive rather than take
 			// the channel's lock against its sender event by event.
-			r.mu.Unlock()
 			runtime.Gosched()
-			r.mu.Lock()
 			// Fold whatever else is already queued before considering a
 			// hand-off: cheaper than one select per event.
 			for n := 0; n < foldBurst; n++ {
@@ -243,9 +219,7 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 			if len(r.batch) >= r.cfg.BatchSize {
 				r.handOff(nil, false)
 			}
-			r.mu.Unlock()
 		case <-tick.C:
-			r.mu.Lock()
 			if len(r.batch) > 0 {
 				r.handOff(nil, false)
 			}
@@ -253,11 +227,8 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 				r.sweep()
 				lastSweep = time.Now()
 			}
-			r.mu.Unlock()
 		case done := <-r.flushes:
-			// Everything sent before Flush was called is in the channel
-			// (or folded already, by Observe).
-			r.mu.Lock()
+			// Everything sent before Flush was called is in the channel.
 			for n := len(events); n > 0; n-- {
 				e, ok := <-events
 				if !ok {
@@ -266,9 +237,7 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 				r.fold(e)
 			}
 			r.handOff(done, true)
-			r.mu.Unlock()
 		case <-ctx.Done():
-			r.mu.Lock()
 			for {
 				select {
 				case e, ok := <-events:
@@ -281,7 +250,6 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 				break
 			}
 			r.handOff(nil, true)
-			r.mu.Unlock()
 			return nil
 		}
 	}
@@ -296,7 +264,7 @@ const foldBurst = 256
 // its records copied) on the way.
 func batchCap(cfg Config) int { return cfg.BatchSize + foldBurst + 1 }
 
-// fold applies one event to its request's record. The caller holds mu.
+// fold applies one event to its request's record.
 func (r *Recorder) fold(e broker.Event) {
 	r.events.Add(1)
 	seq := int64(e.Seq)
@@ -389,8 +357,7 @@ func (r *Recorder) apply(rec *Record, e broker.Event) {
 
 // handOff gives the batch to the writer: at once if it is idle, else (wait
 // false) not at all, so the batch keeps growing; with wait it blocks until
-// the writer takes it, with mu released meanwhile (Observe, on the
-// broker's loop, must not wait for the store). The caller holds mu.
+// the writer takes it.
 func (r *Recorder) handOff(done chan struct{}, wait bool) {
 	if len(r.batch) == 0 && done == nil {
 		return
@@ -401,9 +368,7 @@ func (r *Recorder) handOff(done chan struct{}, wait bool) {
 		// before this goroutine runs again, and whoever waits on done
 		// must then see nothing pending.
 		r.resetBatch()
-		r.mu.Unlock()
 		r.work <- job
-		r.mu.Lock()
 		return
 	}
 	select {

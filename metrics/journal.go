@@ -25,12 +25,9 @@ type JournalStatsSource interface {
 //	domo_journal_pending               records waiting for the store
 //	domo_journal_live                  requests received and not yet ended
 //
-// A journal fed through a bus subscription counts the events it had no
-// room for in domo_eventbus_dropped_total{subscriber="journal"} (and, for
-// a broker whose events go through Config.Events,
-// domo_broker_events_dropped_total); one fed on the broker's loop
-// (Recorder.Observe, as `domo broker` does) drops only in
-// domo_journal_dropped_total.
+// Events the journal's subscription had no room for are
+// domo_eventbus_dropped_total{subscriber="journal"} (and, for a broker
+// whose events go through Config.Events, domo_broker_events_dropped_total).
 // It is safe for concurrent use.
 type JournalCollector struct {
 	src JournalStatsSource

@@ -104,14 +104,12 @@ func (ob *observer) start(b *broker.Broker) {
 			}
 		}()
 	}
-	// Metrics are counters, and the journal folds each event into its
-	// request's record: the bus does both on the broker's loop, which
-	// spares a goroutine woken for every burst of events (the journal's
-	// writer wakes once a batch).
+	// Metrics are counters: the bus updates them itself, which spares a
+	// goroutine woken for every burst of events.
 	ob.bus.Handle(rec.Observe)
 	if ob.recorder != nil {
-		ob.bus.Handle(ob.recorder.Observe)
-		run(func() error { return ob.recorder.Run(ctx, nil) })
+		journalEvents := ob.bus.Subscribe("journal", 32768).C
+		run(func() error { return ob.recorder.Run(ctx, journalEvents) })
 	}
 	if ob.flags.trace != "" {
 		traceEvents := ob.bus.Subscribe("tracing", 8192).C
