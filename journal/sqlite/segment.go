@@ -276,12 +276,13 @@ func segmentNames(recs []*journal.Record) string {
 	seen := make(map[[2]string]bool)
 	var b strings.Builder
 	b.WriteString(nameSep)
-	for _, r := range recs {
+	var last [2]string
+	for i, r := range recs {
 		k := [2]string{r.Service, r.Method}
-		if seen[k] {
+		if i > 0 && k == last || seen[k] { // most records repeat the one before
 			continue
 		}
-		seen[k] = true
+		seen[k], last = true, k
 		b.WriteString(r.Service + nameMid + r.Method + nameSep)
 	}
 	return b.String()
@@ -309,7 +310,15 @@ func newBloom(n int) []byte { return make([]byte, max(8, (n*bloomBits+7)/8)) }
 func bloomProbes(id string) (h1, h2 uint32) {
 	h := fnv.New64a()
 	h.Write([]byte(id))
+	// FNV-1a alone spreads ids that differ in their last bytes (a
+	// client's counter) poorly over the low bits: MurmurHash3's
+	// finalizer mixes every bit into every other.
 	v := h.Sum64()
+	v ^= v >> 33
+	v *= 0xff51afd7ed558ccd
+	v ^= v >> 33
+	v *= 0xc4ceb9fe1a85ec53
+	v ^= v >> 33
 	return uint32(v), uint32(v>>32) | 1
 }
 

@@ -263,11 +263,18 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Conn, *sql.Tx) (int, erro
 		return 0, err
 	}
 	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
+	// A transaction begun with a context that can end gets a goroutine of
+	// its own from database/sql, to roll it back then: ctx is looked at
+	// before the commit instead (SQLite's busy timeout bounds the wait for
+	// the file's lock).
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return 0, err
 	}
 	n, err := fn(conn, tx)
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		_ = tx.Rollback()
 		return n, err

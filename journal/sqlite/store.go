@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"strings"
@@ -32,7 +33,9 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	latest := lastOfEach(recs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var finals, open, counted []*journal.Record
+	finals := make([]*journal.Record, 0, len(latest))
+	counted := make([]*journal.Record, 0, len(latest))
+	var open []*journal.Record
 	var wasLive []journal.ID
 	for _, r := range latest {
 		if r.Status.Done() {
@@ -44,7 +47,7 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	_, err := s.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) (int, error) {
 		// Records in segments already: final before, so counted in the
 		// rollups; they move to where this write puts them.
-		var seek []*journal.Record
+		seek := make([]*journal.Record, 0, len(latest))
 		for _, r := range latest {
 			if !s.live[r.ID] {
 				seek = append(seek, r)
@@ -130,12 +133,12 @@ const seqGap = 1 << 12
 
 // inSegments returns which of recs are in a segment, with its id.
 func (s *Store) inSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Record) (map[journal.ID]int64, error) {
-	byRun := make(map[int64][]int64)
-	for _, r := range recs {
-		byRun[r.ID.Run] = append(byRun[r.ID.Run], r.ID.Seq)
-	}
 	found := make(map[journal.ID]int64)
-	for run, seqs := range byRun {
+	for run, rs := range byRun(recs) {
+		seqs := make([]int64, len(rs))
+		for i, r := range rs {
+			seqs[i] = r.ID.Seq
+		}
 		slices.Sort(seqs)
 		for len(seqs) > 0 {
 			n := 1
@@ -232,22 +235,42 @@ func (s *Store) rewriteSegment(ctx context.Context, tx *sql.Tx, id int64, keep f
 // insertSegments writes final records as segments: one a run (in the
 // order first seen), of at most maxSegment records each.
 func (s *Store) insertSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Record) error {
-	var runs []int64
-	byRun := make(map[int64][]*journal.Record)
-	for _, r := range recs {
-		if _, ok := byRun[r.ID.Run]; !ok {
-			runs = append(runs, r.ID.Run)
-		}
-		byRun[r.ID.Run] = append(byRun[r.ID.Run], r)
-	}
-	for _, run := range runs {
-		for rs := range slices.Chunk(byRun[run], maxSegment) {
+	for run, rs := range byRun(recs) {
+		for rs := range slices.Chunk(rs, maxSegment) {
 			if err := s.insertSegment(ctx, tx, run, rs); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// byRun yields recs by run, in the order each run first appears; recs
+// itself when they are all of one run (a Recorder's batches are).
+func byRun(recs []*journal.Record) iter.Seq2[int64, []*journal.Record] {
+	return func(yield func(int64, []*journal.Record) bool) {
+		if len(recs) == 0 {
+			return
+		}
+		run := recs[0].ID.Run
+		if !slices.ContainsFunc(recs, func(r *journal.Record) bool { return r.ID.Run != run }) {
+			yield(run, recs)
+			return
+		}
+		var runs []int64
+		m := make(map[int64][]*journal.Record)
+		for _, r := range recs {
+			if _, ok := m[r.ID.Run]; !ok {
+				runs = append(runs, r.ID.Run)
+			}
+			m[r.ID.Run] = append(m[r.ID.Run], r)
+		}
+		for _, run := range runs {
+			if !yield(run, m[run]) {
+				return
+			}
+		}
+	}
 }
 
 func (s *Store) insertSegment(ctx context.Context, tx *sql.Tx, run int64, recs []*journal.Record) error {

@@ -158,13 +158,17 @@ func AddRollups(ctx context.Context, tx *sql.Tx, p func(int) string, finals []*j
 		return nil
 	}
 	m := map[rollupKeyT]*rollup{}
+	var lastKey rollupKeyT
+	var ru *rollup
 	for _, r := range finals {
 		us := Micros(r.Received)
 		k := rollupKeyT{minute: floorMinute(us), service: r.Service, method: r.Method, status: r.Status}
-		ru := m[k]
-		if ru == nil {
-			ru = &rollup{}
-			m[k] = ru
+		if ru == nil || k != lastKey { // most records share the one before's
+			if ru = m[k]; ru == nil {
+				ru = &rollup{}
+				m[k] = ru
+			}
+			lastKey = k
 		}
 		ru.add(r.Total().Microseconds())
 	}
