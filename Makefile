@@ -4,7 +4,7 @@ GO          ?= go
 FUZZTIME    ?= 30s
 # package:target pairs: the wire decoders of MDP and of ZMTP
 FUZZ_TARGETS := ./mdp/:FuzzParse ./mdp/:FuzzHeaders ./mdp/:FuzzEnvelope ./mdp/:FuzzUnpack \
-	./internal/zmtp/:FuzzParse ./internal/zmtp/:FuzzMetadata
+	./internal/zmtp/:FuzzParse ./internal/zmtp/:FuzzMetadata ./journal/sqlite/:FuzzSegment
 STATICCHECK_VERSION ?= latest
 COVERPROFILE ?= cover.out
 
@@ -22,7 +22,7 @@ help:
 	@echo '  test    run the whole test suite with the race detector'
 	@echo '  test-postgres  the journal tests against a throwaway PostgreSQL (scripts/postgres-test.sh)'
 	@echo '  race    same as test'
-	@echo '  fuzz    run each fuzz target (the MDP and ZMTP decoders) for FUZZTIME ($(FUZZTIME))'
+	@echo '  fuzz    run each fuzz target (the MDP and ZMTP decoders, the journal's segments) for FUZZTIME ($(FUZZTIME))'
 	@echo '  bench   run the benchmarks'
 	@echo '  bench-e2e  end-to-end load, one process per role (scripts/bench-e2e.sh)'
 	@echo '  compare  domo against NATS and the floors, same work (bench/; COMPARE_FLAGS=-quick for a smoke run)'

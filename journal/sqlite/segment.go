@@ -160,7 +160,7 @@ func (d *segReader) readKeys() []segKey {
 		return nil
 	}
 	n := d.uvarint()
-	if n > uint64(len(d.b)) { // every key takes at least two bytes
+	if n > uint64(len(d.b))/2 { // every key takes at least two bytes
 		d.fail()
 		return nil
 	}
@@ -185,8 +185,9 @@ func segmentKeys(data []byte) ([]segKey, error) {
 }
 
 // decodeSegment decodes the records of run in data, in record order. keep,
-// if not nil, is asked first with each key: the records it refuses are
-// read past, not built.
+// if not nil, is asked first with each key, once, in order: the records it
+// refuses are read past, not built, and those after the last it keeps are
+// not read at all.
 func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Record, error) {
 	d := segReader{b: data}
 	keys := d.readKeys()
@@ -204,8 +205,16 @@ func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Re
 		}
 		return dict[k-1]
 	}
+	// With keep, the bodies after the last record kept are not read.
+	kept := make([]bool, len(keys))
+	last := -1
+	for i, k := range keys {
+		if kept[i] = keep == nil || keep(k); kept[i] {
+			last = i
+		}
+	}
 	var out []journal.Record
-	for _, k := range keys {
+	for i, k := range keys[:last+1] {
 		var names [7]string
 		for i := range names {
 			names[i] = name()
@@ -223,7 +232,7 @@ func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Re
 		if d.err != nil {
 			return nil, d.err
 		}
-		if keep != nil && !keep(k) {
+		if !kept[i] {
 			continue
 		}
 		r := journal.Record{

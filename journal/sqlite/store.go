@@ -311,37 +311,64 @@ func (s *Store) insertSegment(ctx context.Context, tx *sql.Tx, run int64, recs [
 
 // Get returns one record.
 func (s *Store) Get(ctx context.Context, id journal.ID) (journal.Record, error) {
-	r, err := sqlstore.ScanRecord(s.DB.QueryRowContext(ctx, fmt.Sprintf(`SELECT %s FROM domo_journal WHERE run = ? AND seq = ?`,
-		strings.Join(sqlstore.Columns, ", ")), id.Run, id.Seq))
-	if err == nil || !errors.Is(err, sql.ErrNoRows) {
-		if err != nil {
-			err = fmt.Errorf("journal: get %s: %w", id, err)
+	var r journal.Record
+	err := s.read(ctx, func(q sqlstore.Querier) error {
+		var err error
+		r, err = sqlstore.ScanRecord(q.QueryRowContext(ctx, fmt.Sprintf(`SELECT %s FROM domo_journal WHERE run = ? AND seq = ?`,
+			strings.Join(sqlstore.Columns, ", ")), id.Run, id.Seq))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
 		}
-		return r, err
+		rows, err := q.QueryContext(ctx, `SELECT id, data FROM domo_journal_segments WHERE run = ? AND max_seq >= ? AND min_seq <= ?`,
+			id.Run, id.Seq, id.Seq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seg int64
+			var data []byte
+			if err := rows.Scan(&seg, &data); err != nil {
+				return err
+			}
+			recs, err := decodeSegment(id.Run, data, func(k segKey) bool { return k.seq == id.Seq })
+			if err != nil {
+				return fmt.Errorf("segment %d: %w", seg, err)
+			}
+			if len(recs) > 0 {
+				r = recs[0]
+				return nil
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return journal.ErrNotFound
+	})
+	if err != nil && !errors.Is(err, journal.ErrNotFound) {
+		err = fmt.Errorf("journal: get %s: %w", id, err)
 	}
-	rows, err := s.DB.QueryContext(ctx, `SELECT data FROM domo_journal_segments WHERE run = ? AND max_seq >= ? AND min_seq <= ?`,
-		id.Run, id.Seq, id.Seq)
+	return r, err
+}
+
+// read runs fn in a read transaction on a connection of its own: every
+// query fn makes sees the same snapshot of the journal (a record moving
+// from domo_journal to a segment, or between segments, is seen once),
+// and the queries fn nests share the connection.
+func (s *Store) read(ctx context.Context, fn func(sqlstore.Querier) error) error {
+	conn, err := s.DB.Conn(ctx)
 	if err != nil {
-		return r, fmt.Errorf("journal: get %s: %w", id, err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
-			return r, fmt.Errorf("journal: get %s: %w", id, err)
-		}
-		recs, err := decodeSegment(id.Run, data, func(k segKey) bool { return k.seq == id.Seq })
-		if err != nil {
-			return r, fmt.Errorf("journal: get %s: %w", id, err)
-		}
-		if len(recs) > 0 {
-			return recs[0], nil
-		}
+	defer conn.Close()
+	// A deferred transaction (not database/sql's, which this file's DSN
+	// makes BEGIN IMMEDIATE, a writer's lock): a reader in WAL mode
+	// neither waits for writers nor holds them up.
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return err
 	}
-	if err := rows.Err(); err != nil {
-		return r, fmt.Errorf("journal: get %s: %w", id, err)
-	}
-	return r, journal.ErrNotFound
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	return fn(conn)
 }
 
 // newer orders records newest first: by receipt, then run, then seq, all
@@ -351,13 +378,15 @@ func newer(a, b *journal.Record) int {
 		cmp.Compare(b.ID.Run, a.ID.Run), cmp.Compare(b.ID.Seq, a.ID.Seq))
 }
 
-// before reports whether key (us, run, seq) sorts after the cursor's
-// position (older), or there is no cursor.
+// A position is a record's place in List's order (receipt, run, seq), or
+// none (set false).
 type position struct {
 	set          bool
 	us, run, seq int64
 }
 
+// older reports whether the record (us, run, seq) comes after p in List's
+// order (is older), or p is none.
 func (p position) older(us, run, seq int64) bool {
 	if !p.set {
 		return true
@@ -380,42 +409,16 @@ func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error
 		pos = position{true, us, id.Run, id.Seq}
 	}
 	var out []journal.Record
-	if f.InProgress || !f.Status.Done() {
-		w, args, err := sqlstore.Where(f, placeholder)
-		if err != nil {
-			return journal.Page{}, err
-		}
-		rows, err := s.DB.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM domo_journal%s ORDER BY received_us DESC, run DESC, seq DESC LIMIT %d`,
-			strings.Join(sqlstore.Columns, ", "), w, limit+1), args...)
-		if err != nil {
-			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
-		}
-		for rows.Next() {
-			r, err := sqlstore.ScanRecord(rows)
-			if err != nil {
-				rows.Close()
-				return journal.Page{}, fmt.Errorf("journal: list: %w", err)
-			}
-			out = append(out, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
-		}
+	if _, _, err := sqlstore.Where(f, placeholder); err != nil {
+		return journal.Page{}, err
 	}
-	if !f.InProgress && (f.Status == 0 || f.Status.Done()) {
-		match := func(r *journal.Record) bool {
-			us := sqlstore.Micros(r.Received)
-			return (f.Service == "" || r.Service == f.Service) && (f.Method == "" || r.Method == f.Method) &&
-				(f.RequestID == "" || r.RequestID == f.RequestID) && (f.Status == 0 || r.Status == f.Status) &&
-				(f.From.IsZero() || us >= f.From.UnixMicro()) && (f.To.IsZero() || us < f.To.UnixMicro()) &&
-				pos.older(us, r.ID.Run, r.ID.Seq)
-		}
+	err := s.read(ctx, func(q sqlstore.Querier) error {
 		var err error
-		out, err = s.scanSegments(ctx, f, pos, limit+1, out, match)
-		if err != nil {
-			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
-		}
+		out, err = s.list(ctx, q, f, pos, limit)
+		return err
+	})
+	if err != nil {
+		return journal.Page{}, fmt.Errorf("journal: list: %w", err)
 	}
 	slices.SortFunc(out, func(a, b journal.Record) int { return newer(&a, &b) })
 	var page journal.Page
@@ -428,10 +431,50 @@ func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error
 	return page, nil
 }
 
+// list returns the records of f's page and maybe more (newest first once
+// sorted): the rows in progress, then those of the segments.
+func (s *Store) list(ctx context.Context, q sqlstore.Querier, f journal.Filter, pos position, limit int) ([]journal.Record, error) {
+	var out []journal.Record
+	if f.InProgress || !f.Status.Done() {
+		w, args, err := sqlstore.Where(f, placeholder)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM domo_journal%s ORDER BY received_us DESC, run DESC, seq DESC LIMIT %d`,
+			strings.Join(sqlstore.Columns, ", "), w, limit+1), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			r, err := sqlstore.ScanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if !f.InProgress && (f.Status == 0 || f.Status.Done()) {
+		match := func(r *journal.Record) bool {
+			us := sqlstore.Micros(r.Received)
+			return (f.Service == "" || r.Service == f.Service) && (f.Method == "" || r.Method == f.Method) &&
+				(f.RequestID == "" || r.RequestID == f.RequestID) && (f.Status == 0 || r.Status == f.Status) &&
+				(f.From.IsZero() || us >= f.From.UnixMicro()) && (f.To.IsZero() || us < f.To.UnixMicro()) &&
+				pos.older(us, r.ID.Run, r.ID.Seq)
+		}
+		return s.scanSegments(ctx, q, f, pos, limit+1, out, match)
+	}
+	return out, nil
+}
+
 // scanSegments appends to out the records match accepts from the segments
 // that may hold records of f before pos, newest segments first, and stops
 // once out holds want records and no segment left can hold a newer one.
-func (s *Store) scanSegments(ctx context.Context, f journal.Filter, pos position, want int, out []journal.Record,
+func (s *Store) scanSegments(ctx context.Context, q sqlstore.Querier, f journal.Filter, pos position, want int, out []journal.Record,
 	match func(*journal.Record) bool) ([]journal.Record, error) {
 	conds := []string{"1"}
 	var args []any
@@ -459,7 +502,7 @@ func (s *Store) scanSegments(ctx context.Context, f journal.Filter, pos position
 	if f.RequestID != "" {
 		idCol = "request_ids"
 	}
-	rows, err := s.DB.QueryContext(ctx, fmt.Sprintf(`SELECT id, run, max_received_us, %s FROM domo_journal_segments WHERE %s ORDER BY max_received_us DESC`,
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, run, max_received_us, %s FROM domo_journal_segments WHERE %s ORDER BY max_received_us DESC`,
 		idCol, strings.Join(conds, " AND ")), args...)
 	if err != nil {
 		return out, err
@@ -481,7 +524,7 @@ func (s *Store) scanSegments(ctx context.Context, f journal.Filter, pos position
 		if f.RequestID != "" && !bloomHas(ids, f.RequestID) {
 			continue
 		}
-		recs, err := s.segment(ctx, id, run)
+		recs, err := segment(ctx, q, id, run)
 		if err != nil {
 			return out, err
 		}
@@ -495,12 +538,16 @@ func (s *Store) scanSegments(ctx context.Context, f journal.Filter, pos position
 }
 
 // segment decodes segment id's records.
-func (s *Store) segment(ctx context.Context, id, run int64) ([]journal.Record, error) {
+func segment(ctx context.Context, q sqlstore.Querier, id, run int64) ([]journal.Record, error) {
 	var data []byte
-	if err := s.DB.QueryRowContext(ctx, `SELECT data FROM domo_journal_segments WHERE id = ?`, id).Scan(&data); err != nil {
-		return nil, err
+	if err := q.QueryRowContext(ctx, `SELECT data FROM domo_journal_segments WHERE id = ?`, id).Scan(&data); err != nil {
+		return nil, fmt.Errorf("segment %d: %w", id, err)
 	}
-	return decodeSegment(run, data, nil)
+	recs, err := decodeSegment(run, data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("segment %d: %w", id, err)
+	}
+	return recs, nil
 }
 
 // Summary counts by status and takes the percentiles of the total time of
@@ -508,17 +555,22 @@ func (s *Store) segment(ctx context.Context, id, run int64) ([]journal.Record, e
 // minute or more from the rollups, plus the records of its partial minutes
 // and those in progress; a shorter one from its records, exactly.
 func (s *Store) Summary(ctx context.Context, win journal.Window) (journal.Summary, error) {
-	sum, err := s.summary(ctx, win)
+	var sum journal.Summary
+	err := s.read(ctx, func(q sqlstore.Querier) error {
+		var err error
+		sum, err = s.summary(ctx, q, win)
+		return err
+	})
 	if err != nil {
 		return sum, fmt.Errorf("journal: summary: %w", err)
 	}
 	return sum, nil
 }
 
-func (s *Store) summary(ctx context.Context, win journal.Window) (journal.Summary, error) {
+func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Window) (journal.Summary, error) {
 	var sum journal.Summary
 	var oldest, newest sql.NullInt64
-	err := s.DB.QueryRowContext(ctx, `SELECT min(a), max(b) FROM (
+	err := q.QueryRowContext(ctx, `SELECT min(a), max(b) FROM (
 			SELECT min(min_received_us) AS a, max(max_received_us) AS b FROM domo_journal_segments
 			UNION ALL SELECT min(received_us), max(received_us) FROM domo_journal)`).Scan(&oldest, &newest)
 	if err != nil || !oldest.Valid {
@@ -539,7 +591,7 @@ func (s *Store) summary(ctx context.Context, win journal.Window) (journal.Summar
 	var h sqlstore.Hist
 	var totals []int64 // exact: the answered requests' total times
 	if !exact {
-		if sum, h, err = sqlstore.RollupMinutes(ctx, s.DB, placeholder, win.Service, win.Method, m0, m1); err != nil {
+		if sum, h, err = sqlstore.RollupMinutes(ctx, q, placeholder, win.Service, win.Method, m0, m1); err != nil {
 			return sum, err
 		}
 	}
@@ -570,7 +622,7 @@ func (s *Store) summary(ctx context.Context, win journal.Window) (journal.Summar
 			continue
 		}
 		f := journal.Filter{Service: win.Service, Method: win.Method, From: time.UnixMicro(e[0]), To: time.UnixMicro(e[1])}
-		if err := s.eachFinal(ctx, f, func(r *journal.Record) { count(r, e[0], e[1]) }); err != nil {
+		if err := eachFinal(ctx, q, f, func(r *journal.Record) { count(r, e[0], e[1]) }); err != nil {
 			return sum, err
 		}
 	}
@@ -580,7 +632,7 @@ func (s *Store) summary(ctx context.Context, win journal.Window) (journal.Summar
 	if err != nil {
 		return sum, err
 	}
-	rows, err := s.DB.QueryContext(ctx, `SELECT status, count(*) FROM domo_journal`+w+` GROUP BY status`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT status, count(*) FROM domo_journal`+w+` GROUP BY status`, args...)
 	if err != nil {
 		return sum, err
 	}
@@ -613,26 +665,26 @@ func (s *Store) summary(ctx context.Context, win journal.Window) (journal.Summar
 
 // eachFinal calls fn with every final record of the segments that may
 // hold records of f (by service, method and receipt time; fn filters).
-func (s *Store) eachFinal(ctx context.Context, f journal.Filter, fn func(*journal.Record)) error {
+func eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Filter, fn func(*journal.Record)) error {
 	conds := []string{"max_received_us >= ?", "min_received_us < ?"}
 	args := []any{f.From.UnixMicro(), f.To.UnixMicro()}
 	if f.Service != "" {
 		conds, args = append(conds, "instr(names, ?) > 0"), append(args, namePattern(f.Service, f.Method))
 	}
-	rows, err := s.DB.QueryContext(ctx, `SELECT run, data FROM domo_journal_segments WHERE `+strings.Join(conds, " AND "), args...)
+	rows, err := q.QueryContext(ctx, `SELECT id, run, data FROM domo_journal_segments WHERE `+strings.Join(conds, " AND "), args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var run int64
+		var id, run int64
 		var data []byte
-		if err := rows.Scan(&run, &data); err != nil {
+		if err := rows.Scan(&id, &run, &data); err != nil {
 			return err
 		}
 		recs, err := decodeSegment(run, data, nil)
 		if err != nil {
-			return err
+			return fmt.Errorf("segment %d: %w", id, err)
 		}
 		for i := range recs {
 			fn(&recs[i])
@@ -644,8 +696,6 @@ func (s *Store) eachFinal(ctx context.Context, f journal.Filter, fn func(*journa
 // Trim deletes by age, then by count: whole segments where it can, the
 // records of the segments at the edge by rewriting them.
 func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	total := 0
 	if !olderThan.IsZero() {
 		cut := olderThan.UnixMicro()
@@ -659,7 +709,13 @@ func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int
 		}
 	}
 	if maxRows > 0 {
-		keep, ok, err := s.nthNewest(ctx, maxRows)
+		var keep position
+		var ok bool
+		err := s.read(ctx, func(q sqlstore.Querier) error {
+			var err error
+			keep, ok, err = nthNewest(ctx, q, maxRows)
+			return err
+		})
 		if err != nil {
 			return total, fmt.Errorf("journal: trim: %w", err)
 		}
@@ -682,8 +738,9 @@ func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int
 const trimChunk = 256
 
 // trimBefore deletes every record older than p (in List's order): the
-// segments wholly older, a chunk at a time; then, in one transaction, the
-// older records of the segments that straddle p and the rows in progress.
+// segments wholly older, a chunk a transaction (writes interleave); then,
+// in one transaction, the older records of the segments that straddle p
+// and the rows in progress.
 func (s *Store) trimBefore(ctx context.Context, p position) (int, error) {
 	total := 0
 	for {
@@ -712,6 +769,11 @@ func (s *Store) trimBefore(ctx context.Context, p position) (int, error) {
 			break
 		}
 	}
+	// The edges change records in progress: Write must not run meanwhile
+	// (it reads and changes s.live around its transaction).
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gone []journal.ID
 	n, err := s.inTx(ctx, func(_ *sql.Conn, tx *sql.Tx) (int, error) {
 		rows, err := tx.QueryContext(ctx, `SELECT id, run FROM domo_journal_segments WHERE min_received_us <= ?`, p.us)
 		if err != nil {
@@ -743,12 +805,16 @@ func (s *Store) trimBefore(ctx context.Context, p position) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		for _, id := range ids {
-			delete(s.live, id)
-		}
+		gone = ids
 		return n + len(ids), nil
 	})
-	return total + n, err
+	if err != nil {
+		return total, err
+	}
+	for _, id := range gone { // committed: the rows are gone
+		delete(s.live, id)
+	}
+	return total + n, nil
 }
 
 // deleteLive deletes the rows of liveTable older than p and returns their
@@ -773,9 +839,9 @@ func deleteLive(ctx context.Context, tx *sql.Tx, p position) ([]journal.ID, erro
 
 // nthNewest returns the position of the n-th newest record, and false if
 // there are n or fewer.
-func (s *Store) nthNewest(ctx context.Context, n int) (position, bool, error) {
+func nthNewest(ctx context.Context, q sqlstore.Querier, n int) (position, bool, error) {
 	var keys []position
-	rows, err := s.DB.QueryContext(ctx, `SELECT received_us, run, seq FROM domo_journal`)
+	rows, err := q.QueryContext(ctx, `SELECT received_us, run, seq FROM domo_journal`)
 	if err != nil {
 		return position{}, false, err
 	}
@@ -797,7 +863,7 @@ func (s *Store) nthNewest(ctx context.Context, n int) (position, bool, error) {
 	// Segments newest first, until no segment left can hold a record newer
 	// than the n-th newest so far.
 	more := false
-	rows, err = s.DB.QueryContext(ctx, `SELECT run, max_received_us, data FROM domo_journal_segments ORDER BY max_received_us DESC`)
+	rows, err = q.QueryContext(ctx, `SELECT run, max_received_us, data FROM domo_journal_segments ORDER BY max_received_us DESC`)
 	if err != nil {
 		return position{}, false, err
 	}

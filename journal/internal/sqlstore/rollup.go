@@ -424,10 +424,16 @@ func (s *Store) rollupSummary(ctx context.Context, win journal.Window) (sum jour
 	return sum, true, nil
 }
 
+// Querier runs queries: a *sql.DB, *sql.Conn or *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // RollupMinutes sums the rollups of the whole minutes [m0, m1) (of one
 // service, and method, if given): counts by final status, and the answered
 // requests' histogram.
-func RollupMinutes(ctx context.Context, db *sql.DB, p func(int) string, service, method string, m0, m1 int64) (sum journal.Summary, h Hist, err error) {
+func RollupMinutes(ctx context.Context, db Querier, p func(int) string, service, method string, m0, m1 int64) (sum journal.Summary, h Hist, err error) {
 	w := &where{p: p}
 	if service != "" {
 		w.add("service = %s", service)
