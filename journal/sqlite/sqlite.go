@@ -47,14 +47,9 @@ type Store struct {
 
 var _ journal.Store = (*Store)(nil)
 
-// The tables: records not yet final, one row each (liveTable, the
-// journal's table of old); final records in segments (segmentTable, see
-// segment.go); and the per-minute rollups.
-const (
-	liveTable    = sqlstore.Table
-	segmentTable = "domo_journal_segments"
-)
-
+// The tables: records not yet final, one row each (domo_journal, the
+// journal's table of old, without its indexes); final records in segments
+// (domo_journal_segments, see segment.go); and the per-minute rollups.
 var schema = append([]string{
 	`CREATE TABLE IF NOT EXISTS domo_journal (
 			run INTEGER NOT NULL, seq INTEGER NOT NULL,
