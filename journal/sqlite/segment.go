@@ -257,6 +257,59 @@ func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Re
 	return out, d.err
 }
 
+// A tally is what Summary needs of a record.
+type tally struct {
+	receivedUs      int64
+	service, method string
+	status          journal.Status
+	totalUs         int64 // 0 while in progress
+}
+
+// tallySegment calls fn with the tally of every record in data, in record
+// order, without building records: names come from the segment's
+// dictionary (fn may keep them), request ids and bodies are skipped.
+func tallySegment(data []byte, fn func(tally)) error {
+	d := segReader{b: data}
+	keys := d.readKeys()
+	var dict []string
+	name := func() string {
+		k := d.uvarint()
+		if k == 0 {
+			s := string(d.bytes(d.uvarint()))
+			dict = append(dict, s)
+			return s
+		}
+		if k > uint64(len(dict)) {
+			d.fail()
+			return ""
+		}
+		return dict[k-1]
+	}
+	for _, k := range keys {
+		var names [7]string
+		for i := range names {
+			names[i] = name()
+		}
+		d.bytes(d.uvarint()) // request id
+		t := tally{receivedUs: k.receivedUs, service: names[1], method: names[2], status: journal.Status(d.byte())}
+		d.uvarint() // attempts
+		d.uvarint() // request bytes
+		d.uvarint() // reply bytes
+		d.uvarint() // dispatched
+		d.uvarint() // last dispatched
+		if v := d.uvarint(); v != 0 {
+			t.totalUs = unzigzag(v - 1)
+		}
+		d.body()
+		d.body()
+		if d.err != nil {
+			return d.err
+		}
+		fn(t)
+	}
+	return d.err
+}
+
 // body reads a body: nil for none, a (possibly empty) slice of d's bytes
 // otherwise.
 func (d *segReader) body() []byte {

@@ -100,6 +100,9 @@ func TestSegmentRoundTrip(t *testing.T) {
 		if err := sameRecords(got, recs); err != nil {
 			t.Fatalf("%d records: %v", n, err)
 		}
+		if err := sameTallies(enc, recs); err != nil {
+			t.Fatalf("%d records: %v", n, err)
+		}
 		keys, err := segmentKeys(enc)
 		if err != nil {
 			t.Fatalf("%d records: segmentKeys = %v", n, err)
@@ -254,6 +257,11 @@ func FuzzSegment(f *testing.F) {
 					t.Fatalf("record %d: %v received %d; key %+v", i, r.ID, sqlstore.Micros(r.Received), keys[i])
 				}
 			}
+			if err := sameTallies(data, recs); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := tallySegment(data, func(tally) {}); err != nil && !errors.Is(err, errCorrupt) {
+			t.Fatalf("tallySegment: %v; want errCorrupt", err)
 			// What decodes, encoded again, decodes the same.
 			again, err := decodeSegment(run, encodeSegment(nil, ptrs(recs)), nil)
 			if err != nil {
@@ -431,4 +439,28 @@ func TestBloom(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sameTallies reports whether tallySegment gives of data what Summary
+// needs of recs, in order.
+func sameTallies(data []byte, recs []journal.Record) error {
+	var got []tally
+	if err := tallySegment(data, func(t tally) { got = append(got, t) }); err != nil {
+		return fmt.Errorf("tallySegment: %w", err)
+	}
+	if len(got) != len(recs) {
+		return fmt.Errorf("tallySegment: %d tallies; want %d", len(got), len(recs))
+	}
+	for i := range recs {
+		r := &recs[i]
+		var total int64
+		if !r.Ended.IsZero() {
+			total = r.Ended.UnixMicro() - sqlstore.Micros(r.Received)
+		}
+		want := tally{sqlstore.Micros(r.Received), r.Service, r.Method, r.Status, total}
+		if got[i] != want {
+			return fmt.Errorf("tally %d = %+v; want %+v", i, got[i], want)
+		}
+	}
+	return nil
 }

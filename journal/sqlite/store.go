@@ -599,17 +599,17 @@ func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Win
 	inWindow := func(us int64) bool {
 		return us >= from && us < to && (exact || us < m0 || us >= m1)
 	}
-	count := func(r *journal.Record, lo, hi int64) {
-		us := sqlstore.Micros(r.Received)
-		if us < lo || us >= hi || !inWindow(us) || (win.Service != "" && r.Service != win.Service) || (win.Method != "" && r.Method != win.Method) {
+	count := func(r tally, lo, hi int64) {
+		us := r.receivedUs
+		if us < lo || us >= hi || !inWindow(us) || (win.Service != "" && r.service != win.Service) || (win.Method != "" && r.method != win.Method) {
 			return
 		}
-		sqlstore.AddStatus(&sum, r.Status, 1)
-		if r.Status == journal.StatusCompleted || r.Status == journal.StatusFailed {
+		sqlstore.AddStatus(&sum, r.status, 1)
+		if r.status == journal.StatusCompleted || r.status == journal.StatusFailed {
 			if exact {
-				totals = append(totals, r.Total().Microseconds())
+				totals = append(totals, r.totalUs)
 			} else {
-				h.Add(r.Total().Microseconds())
+				h.Add(r.totalUs)
 			}
 		}
 	}
@@ -622,7 +622,7 @@ func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Win
 			continue
 		}
 		f := journal.Filter{Service: win.Service, Method: win.Method, From: time.UnixMicro(e[0]), To: time.UnixMicro(e[1])}
-		if err := eachFinal(ctx, q, f, func(r *journal.Record) { count(r, e[0], e[1]) }); err != nil {
+		if err := eachFinal(ctx, q, f, func(r tally) { count(r, e[0], e[1]) }); err != nil {
 			return sum, err
 		}
 	}
@@ -663,31 +663,28 @@ func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Win
 	return sum, nil
 }
 
-// eachFinal calls fn with every final record of the segments that may
-// hold records of f (by service, method and receipt time; fn filters).
-func eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Filter, fn func(*journal.Record)) error {
+// eachFinal calls fn with the tally of every final record of the segments
+// that may hold records of f (by service, method and receipt time; fn
+// filters).
+func eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Filter, fn func(tally)) error {
 	conds := []string{"max_received_us >= ?", "min_received_us < ?"}
 	args := []any{f.From.UnixMicro(), f.To.UnixMicro()}
 	if f.Service != "" {
 		conds, args = append(conds, "instr(names, ?) > 0"), append(args, namePattern(f.Service, f.Method))
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, run, data FROM domo_journal_segments WHERE `+strings.Join(conds, " AND "), args...)
+	rows, err := q.QueryContext(ctx, `SELECT id, data FROM domo_journal_segments WHERE `+strings.Join(conds, " AND "), args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, run int64
+		var id int64
 		var data []byte
-		if err := rows.Scan(&id, &run, &data); err != nil {
+		if err := rows.Scan(&id, &data); err != nil {
 			return err
 		}
-		recs, err := decodeSegment(run, data, nil)
-		if err != nil {
+		if err := tallySegment(data, fn); err != nil {
 			return fmt.Errorf("segment %d: %w", id, err)
-		}
-		for i := range recs {
-			fn(&recs[i])
 		}
 	}
 	return rows.Err()
