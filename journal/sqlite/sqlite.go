@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/domo-framework/domo/journal"
@@ -38,8 +39,11 @@ type Store struct {
 	DB *sql.DB
 
 	mu   sync.Mutex          // Write and Trim, one at a time
-	live map[journal.ID]bool // the ids of liveTable's rows (guarded by mu)
+	live map[journal.ID]bool // the ids of domo_journal's rows (guarded by mu)
 	buf  []byte              // a segment's encoding (guarded by mu)
+
+	bad  sync.Map     // ids of the segments found unreadable (see unreadable)
+	badN atomic.Int64 // how many
 
 	closeOnce sync.Once
 	closeErr  error

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -162,8 +163,8 @@ func (s *Store) inSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Reco
 				}
 				keys, err := segmentKeys(data)
 				if err != nil {
-					rows.Close()
-					return nil, err
+					s.unreadable(id, err) // holds nothing this write can move
+					continue
 				}
 				for _, k := range keys {
 					if _, ok := slices.BinarySearch(want, k.seq); ok {
@@ -200,18 +201,22 @@ func (s *Store) removeFromSegments(ctx context.Context, tx *sql.Tx, ids map[jour
 // rewriteSegment keeps only the records of segment id that keep accepts,
 // deleting the segment if none is left, and returns how many it removed.
 func (s *Store) rewriteSegment(ctx context.Context, tx *sql.Tx, id int64, keep func(segKey) bool) (int, error) {
-	var run int64
+	var run, records int64
 	var data []byte
-	if err := tx.QueryRowContext(ctx, `SELECT run, data FROM domo_journal_segments WHERE id = ?`, id).Scan(&run, &data); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT run, records, data FROM domo_journal_segments WHERE id = ?`, id).Scan(&run, &records, &data); err != nil {
 		return 0, err
 	}
 	keys, err := segmentKeys(data)
-	if err != nil {
-		return 0, err
+	var kept []journal.Record
+	if err == nil {
+		kept, err = decodeSegment(run, data, keep)
 	}
-	kept, err := decodeSegment(run, data, keep)
 	if err != nil {
-		return 0, err
+		// Unreadable: nothing of it can be kept (Trim, at its edge, is
+		// what asks), so it goes whole.
+		s.unreadable(id, err)
+		_, err := tx.ExecContext(ctx, `DELETE FROM domo_journal_segments WHERE id = ?`, id)
+		return int(records), err
 	}
 	removed := len(keys) - len(kept)
 	if removed == 0 {
@@ -333,7 +338,8 @@ func (s *Store) Get(ctx context.Context, id journal.ID) (journal.Record, error) 
 			}
 			recs, err := decodeSegment(id.Run, data, func(k segKey) bool { return k.seq == id.Seq })
 			if err != nil {
-				return fmt.Errorf("segment %d: %w", seg, err)
+				s.unreadable(seg, err)
+				continue
 			}
 			if len(recs) > 0 {
 				r = recs[0]
@@ -524,7 +530,7 @@ func (s *Store) scanSegments(ctx context.Context, q sqlstore.Querier, f journal.
 		if f.RequestID != "" && !bloomHas(ids, f.RequestID) {
 			continue
 		}
-		recs, err := segment(ctx, q, id, run)
+		recs, err := s.segment(ctx, q, id, run)
 		if err != nil {
 			return out, err
 		}
@@ -537,18 +543,33 @@ func (s *Store) scanSegments(ctx context.Context, q sqlstore.Querier, f journal.
 	return out, rows.Err()
 }
 
-// segment decodes segment id's records.
-func segment(ctx context.Context, q sqlstore.Querier, id, run int64) ([]journal.Record, error) {
+// segment decodes segment id's records; an unreadable segment has none.
+func (s *Store) segment(ctx context.Context, q sqlstore.Querier, id, run int64) ([]journal.Record, error) {
 	var data []byte
 	if err := q.QueryRowContext(ctx, `SELECT data FROM domo_journal_segments WHERE id = ?`, id).Scan(&data); err != nil {
 		return nil, fmt.Errorf("segment %d: %w", id, err)
 	}
 	recs, err := decodeSegment(run, data, nil)
 	if err != nil {
-		return nil, fmt.Errorf("segment %d: %w", id, err)
+		s.unreadable(id, err)
+		return nil, nil
 	}
 	return recs, nil
 }
+
+// unreadable reports a segment that cannot be decoded (a damaged file, or
+// one written by a later version of this code), once: readers skip it,
+// writers leave it be, and Trim deletes it when it reaches it, so one bad
+// segment never stops the journal.
+func (s *Store) unreadable(id int64, err error) {
+	if _, seen := s.bad.LoadOrStore(id, true); !seen {
+		s.badN.Add(1)
+		slog.Warn("journal: a segment cannot be read; skipped", "segment", id, "err", err)
+	}
+}
+
+// Unreadable returns how many segments this Store found it cannot read.
+func (s *Store) Unreadable() int { return int(s.badN.Load()) }
 
 // Summary counts by status and takes the percentiles of the total time of
 // answered requests, as journal.Store says: a window holding a whole
@@ -622,7 +643,7 @@ func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Win
 			continue
 		}
 		f := journal.Filter{Service: win.Service, Method: win.Method, From: time.UnixMicro(e[0]), To: time.UnixMicro(e[1])}
-		if err := eachFinal(ctx, q, f, func(r tally) { count(r, e[0], e[1]) }); err != nil {
+		if err := s.eachFinal(ctx, q, f, func(r tally) { count(r, e[0], e[1]) }); err != nil {
 			return sum, err
 		}
 	}
@@ -666,7 +687,7 @@ func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Win
 // eachFinal calls fn with the tally of every final record of the segments
 // that may hold records of f (by service, method and receipt time; fn
 // filters).
-func eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Filter, fn func(tally)) error {
+func (s *Store) eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Filter, fn func(tally)) error {
 	conds := []string{"max_received_us >= ?", "min_received_us < ?"}
 	args := []any{f.From.UnixMicro(), f.To.UnixMicro()}
 	if f.Service != "" {
@@ -677,14 +698,22 @@ func eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Filter, fn fun
 		return err
 	}
 	defer rows.Close()
+	var ts []tally
 	for rows.Next() {
 		var id int64
 		var data []byte
 		if err := rows.Scan(&id, &data); err != nil {
 			return err
 		}
-		if err := tallySegment(data, fn); err != nil {
-			return fmt.Errorf("segment %d: %w", id, err)
+		// Gathered first: a segment found unreadable half-way counts for
+		// nothing.
+		ts = ts[:0]
+		if err := tallySegment(data, func(t tally) { ts = append(ts, t) }); err != nil {
+			s.unreadable(id, err)
+			continue
+		}
+		for _, t := range ts {
+			fn(t)
 		}
 	}
 	return rows.Err()
@@ -710,7 +739,7 @@ func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int
 		var ok bool
 		err := s.read(ctx, func(q sqlstore.Querier) error {
 			var err error
-			keep, ok, err = nthNewest(ctx, q, maxRows)
+			keep, ok, err = s.nthNewest(ctx, q, maxRows)
 			return err
 		})
 		if err != nil {
@@ -836,7 +865,7 @@ func deleteLive(ctx context.Context, tx *sql.Tx, p position) ([]journal.ID, erro
 
 // nthNewest returns the position of the n-th newest record, and false if
 // there are n or fewer.
-func nthNewest(ctx context.Context, q sqlstore.Querier, n int) (position, bool, error) {
+func (s *Store) nthNewest(ctx context.Context, q sqlstore.Querier, n int) (position, bool, error) {
 	var keys []position
 	rows, err := q.QueryContext(ctx, `SELECT received_us, run, seq FROM domo_journal`)
 	if err != nil {
@@ -860,15 +889,15 @@ func nthNewest(ctx context.Context, q sqlstore.Querier, n int) (position, bool, 
 	// Segments newest first, until no segment left can hold a record newer
 	// than the n-th newest so far.
 	more := false
-	rows, err = q.QueryContext(ctx, `SELECT run, max_received_us, data FROM domo_journal_segments ORDER BY max_received_us DESC`)
+	rows, err = q.QueryContext(ctx, `SELECT id, run, max_received_us, data FROM domo_journal_segments ORDER BY max_received_us DESC`)
 	if err != nil {
 		return position{}, false, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var run, maxUs int64
+		var id, run, maxUs int64
 		var data []byte
-		if err := rows.Scan(&run, &maxUs, &data); err != nil {
+		if err := rows.Scan(&id, &run, &maxUs, &data); err != nil {
 			return position{}, false, err
 		}
 		if len(keys) >= n {
@@ -882,7 +911,8 @@ func nthNewest(ctx context.Context, q sqlstore.Querier, n int) (position, bool, 
 		}
 		ks, err := segmentKeys(data)
 		if err != nil {
-			return position{}, false, err
+			s.unreadable(id, err) // not counted: it goes once it is wholly older
+			continue
 		}
 		for _, k := range ks {
 			keys = append(keys, position{true, k.receivedUs, run, k.seq})

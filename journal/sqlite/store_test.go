@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -268,5 +269,66 @@ func TestTrimMaxRowsOverlapping(t *testing.T) {
 			t.Fatalf("after Trim(%d): %d records, oldest %v; want %d, oldest %v", keep, len(got), ids(got)[max(len(got)-1, 0):], len(want), want[len(want)-1].ID)
 		}
 		prev = len(want)
+	}
+}
+
+// TestUnreadableSegment damages one segment of three (as a bad disk, or a
+// later version's encoding, would): reads skip it, a write of its records
+// again still lands, and a trim that reaches it deletes it. One bad
+// segment never stops the journal.
+func TestUnreadableSegment(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for b := range 3 { // segments of 10 records, a second apart
+		var recs []journal.Record
+		for i := range 10 {
+			seq := int64(b*10 + i)
+			recs = append(recs, finalRecord(base, 1, seq, int(seq)*100))
+		}
+		if err := s.Write(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The middle segment (seqs 10-19) now holds a version byte no reader knows.
+	if _, err := s.DB.ExecContext(ctx, `UPDATE domo_journal_segments SET data = x'0900' WHERE min_seq = 10`); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.List(ctx, journal.Filter{})
+	if err != nil || len(page.Records) != 20 {
+		t.Fatalf("List = %d records, %v; want the 20 of the readable segments", len(page.Records), err)
+	}
+	if _, err := s.Get(ctx, journal.ID{Run: 1, Seq: 15}); !errors.Is(err, journal.ErrNotFound) {
+		t.Errorf("Get(a record of the bad segment) = %v; want ErrNotFound", err)
+	}
+	if r, err := s.Get(ctx, journal.ID{Run: 1, Seq: 25}); err != nil || r.ID.Seq != 25 {
+		t.Errorf("Get(1-25) = %v, %v", r.ID, err)
+	}
+	for _, w := range []journal.Window{{}, {From: base, To: base.Add(3 * time.Second)}} {
+		if sum, err := s.Summary(ctx, w); err != nil || sum.Completed != 20 {
+			t.Errorf("Summary(%v) = %+v, %v; want the 20 readable", w, sum, err)
+		}
+	}
+	// Written again (a Recorder retrying), record 12 lands beside the bad segment.
+	if err := s.Write(ctx, []journal.Record{finalRecord(base, 1, 12, 1200)}); err != nil {
+		t.Fatalf("Write over the bad segment's range = %v", err)
+	}
+	if r, err := s.Get(ctx, journal.ID{Run: 1, Seq: 12}); err != nil || r.ID.Seq != 12 {
+		t.Errorf("Get(1-12) after writing it again = %v, %v", r.ID, err)
+	}
+	if s.Unreadable() != 1 {
+		t.Errorf("Unreadable = %d; want 1", s.Unreadable())
+	}
+	// A trim by age whose edge falls inside the bad segment deletes it whole.
+	n, err := s.Trim(ctx, base.Add(1500*time.Millisecond), 0)
+	if err != nil {
+		t.Fatalf("Trim = %v", err)
+	}
+	var left int
+	if err := s.DB.QueryRowContext(ctx, `SELECT count(*) FROM domo_journal_segments WHERE data = x'0900'`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("after Trim: %d bad segments, %v; want none", left, err)
+	}
+	if n != 10+10+1 { // the first segment, the bad one as it says it held, record 12 again
+		t.Errorf("Trim = %d; want 21", n)
 	}
 }
