@@ -864,8 +864,19 @@ func deleteLive(ctx context.Context, tx *sql.Tx, p position) ([]journal.ID, erro
 }
 
 // nthNewest returns the position of the n-th newest record, and false if
-// there are n or fewer.
+// there are n or fewer. It counts from the oldest end: a journal at its cap
+// is trimmed every TrimInterval by the few records over it, so only about
+// that many keys are decoded, not the n kept.
 func (s *Store) nthNewest(ctx context.Context, q sqlstore.Querier, n int) (position, bool, error) {
+	var total int
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT coalesce(sum(records), 0) FROM domo_journal_segments)
+		+ (SELECT count(*) FROM domo_journal)`).Scan(&total); err != nil {
+		return position{}, false, err
+	}
+	if total <= n {
+		return position{}, false, nil
+	}
+	over := total - n // the records to trim; the one after them is the n-th newest
 	var keys []position
 	rows, err := q.QueryContext(ctx, `SELECT received_us, run, seq FROM domo_journal`)
 	if err != nil {
@@ -877,6 +888,7 @@ func (s *Store) nthNewest(ctx context.Context, q sqlstore.Querier, n int) (posit
 			rows.Close()
 			return position{}, false, err
 		}
+		p.set = true
 		keys = append(keys, p)
 	}
 	rows.Close()
@@ -884,30 +896,32 @@ func (s *Store) nthNewest(ctx context.Context, q sqlstore.Querier, n int) (posit
 		return position{}, false, err
 	}
 	byAge := func(a, b position) int {
-		return cmp.Or(cmp.Compare(b.us, a.us), cmp.Compare(b.run, a.run), cmp.Compare(b.seq, a.seq))
+		return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.run, b.run), cmp.Compare(a.seq, b.seq))
 	}
-	// Segments newest first, until no segment left can hold a record newer
-	// than the n-th newest so far.
-	more := false
-	rows, err = q.QueryContext(ctx, `SELECT id, run, max_received_us, data FROM domo_journal_segments ORDER BY max_received_us DESC`)
+	// Segments oldest first (by their oldest record), until no segment left
+	// can hold a record older than the (over+1)-th oldest so far. Their ids
+	// first, their data one at a time: a sort carrying the data would read
+	// every segment.
+	rows, err = q.QueryContext(ctx, `SELECT id, run, min_received_us FROM domo_journal_segments ORDER BY min_received_us`)
 	if err != nil {
 		return position{}, false, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, run, maxUs int64
-		var data []byte
-		if err := rows.Scan(&id, &run, &maxUs, &data); err != nil {
+		var id, run, minUs int64
+		if err := rows.Scan(&id, &run, &minUs); err != nil {
 			return position{}, false, err
 		}
-		if len(keys) >= n {
+		if len(keys) > over {
 			slices.SortFunc(keys, byAge)
-			more = more || len(keys) > n
-			keys = keys[:n]
-			if maxUs < keys[n-1].us {
-				more = true // this segment's records, at least
-				break
+			keys = keys[:over+1]
+			if minUs > keys[over].us {
+				break // every record left is newer than the cut
 			}
+		}
+		var data []byte
+		if err := q.QueryRowContext(ctx, `SELECT data FROM domo_journal_segments WHERE id = ?`, id).Scan(&data); err != nil {
+			return position{}, false, err
 		}
 		ks, err := segmentKeys(data)
 		if err != nil {
@@ -921,14 +935,9 @@ func (s *Store) nthNewest(ctx context.Context, q sqlstore.Querier, n int) (posit
 	if err := rows.Err(); err != nil {
 		return position{}, false, err
 	}
+	if len(keys) <= over {
+		return position{}, false, nil // fewer than counted (unreadable segments)
+	}
 	slices.SortFunc(keys, byAge)
-	if len(keys) > n {
-		more = true
-	}
-	if !more {
-		return position{}, false, nil
-	}
-	p := keys[n-1]
-	p.set = true
-	return p, true, nil
+	return keys[over], true, nil
 }
