@@ -266,6 +266,24 @@ func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 	return dst, nil
 }
 
+// Look handles what the epoll set reports ready now, as Recv does when
+// its queue runs out, and reports whether anything was (a message may be
+// waiting, or the owner's next Flush has something to write). It counts as
+// the turn's look for Recv. A poller that waits on Fd calls it instead of
+// looking at Fd itself: one system call where there were two, and an
+// empty answer means the set's ready list was empty, so Fd becomes
+// readable (a new edge for Go's poller) when anything arrives.
+func (r *engine) Look() bool {
+	if r.qhead < len(r.queue) {
+		return true
+	}
+	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
+	r.looks++
+	n := r.poll()
+	r.lookFull = n == len(r.events)
+	return n > 0
+}
+
 // poll handles what the epoll set reports ready, without waiting, and
 // returns how many descriptors it found ready.
 func (r *engine) poll() int {

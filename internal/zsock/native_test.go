@@ -97,3 +97,115 @@ func TestNativeRouterInPoller(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectPoller: a poller over one native socket and Wakers waits on the
+// socket's own epoll set (initDirect). A DEALER whose ROUTER appears only
+// later gets connected while its loop is parked (its reconnect timer, the
+// connect and the handshake each wake the loop through Look), then
+// answers the ROUTER's messages; the test fails by timing out if a wake-up
+// is lost.
+func TestDirectPoller(t *testing.T) {
+	probe, err := NewNativeRouter(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := probe.Bind("tcp://127.0.0.1:*") // a free port, closed again below
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+
+	d, err := NewNativeDealer(Options{Identity: "d", ReconnectIvl: 20 * time.Millisecond, ReconnectIvlMax: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	waker, _ := NewWaker()
+	p := NewPoller(d, waker.Socket()).Eager()
+	defer p.Close()
+	if p.direct != 0 {
+		t.Fatalf("poller over a native dealer and a waker: direct = %d; want 0", p.direct)
+	}
+	const rounds = 500
+	done := make(chan error, 1)
+	go func() { // the dealer's loop: say hello until it can, then echo
+		hello := false
+		var msg [][]byte
+		var err error
+		for n := 0; n < rounds; {
+			if _, err := p.Wait(5 * time.Second); err != nil {
+				done <- err
+				return
+			}
+			waker.Drain()
+			for {
+				msg, err = d.Recv(msg, false)
+				if errors.Is(err, ErrAgain) {
+					break
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+				if err := d.Send(msg, false); err != nil {
+					done <- err
+					return
+				}
+				n++
+			}
+			if !hello {
+				hello = d.Send([][]byte{[]byte("hello")}, false) == nil
+			}
+		}
+		p.Wait(0) // writes the last answer
+		done <- nil
+	}()
+	time.Sleep(100 * time.Millisecond) // the dealer fails to connect a few times
+	r, err := NewNativeRouter(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Bind(ep); err != nil {
+		t.Fatal(err)
+	}
+	rp := NewPoller(r).Eager()
+	defer rp.Close()
+	recv := func() [][]byte {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			if _, err := rp.Wait(time.Second); err != nil {
+				t.Fatal(err)
+			}
+			m, err := r.Recv(nil, false)
+			if err == nil {
+				return m
+			}
+			if !errors.Is(err, ErrAgain) {
+				t.Fatal(err)
+			}
+		}
+		t.Fatal("router: nothing for 5 s")
+		return nil
+	}
+	if m := recv(); string(m[1]) != "hello" {
+		t.Fatalf("first message %q; want hello", m)
+	}
+	for i := range rounds {
+		if i%50 == 0 {
+			waker.Wake() // a wake-up among messages is harmless
+		}
+		if err := r.Send([][]byte{[]byte("d"), []byte(fmt.Sprint(i))}, false); err != nil {
+			t.Fatal(err)
+		}
+		if m := recv(); string(m[1]) != fmt.Sprint(i) {
+			t.Fatalf("answer %d: %q", i, m)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

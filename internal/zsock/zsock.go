@@ -148,6 +148,7 @@ func NewDealer(o Options, native bool) (*Socket, error) {
 // native is what zsock needs of a zmtp.Router or zmtp.Dealer.
 type native interface {
 	Fd() int
+	Look() bool
 	Recv(dst [][]byte) ([][]byte, error)
 	Send(frames [][]byte) error
 	Flush()
