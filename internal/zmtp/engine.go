@@ -47,6 +47,10 @@ type engine struct {
 	shut      bool
 	// withID: messages received start with the peer's routing id (a Router).
 	withID bool
+	// watched is a descriptor of the owner's in the epoll set (Watch), -1
+	// if none; watchedReady says it was reported ready since LookWait.
+	watched      int32
+	watchedReady bool
 }
 
 // hooks are where a Router and a Dealer differ.
@@ -73,7 +77,7 @@ func newEngine(opts Options, h hooks, withID bool) (engine, error) {
 	if err != nil {
 		return engine{}, fmt.Errorf("zmtp: epoll_create: %w", err)
 	}
-	return engine{opts: opts, h: h, withID: withID, epfd: epfd, conns: make(map[int32]*conn), rbuf: make([]byte, readSize)}, nil
+	return engine{opts: opts, h: h, withID: withID, epfd: epfd, conns: make(map[int32]*conn), rbuf: make([]byte, readSize), watched: -1}, nil
 }
 
 // open starts a connection on fd, which the engine now owns, and sends
@@ -284,11 +288,60 @@ func (r *engine) Look() bool {
 	return n > 0
 }
 
+// Watch adds fd, a descriptor of the owner's, to the epoll set (for
+// input): LookWait reports it ready. A blocking poller watches its eventfd
+// so, and waits on this set alone. One descriptor at most.
+func (r *engine) Watch(fd int) error {
+	if r.watched >= 0 {
+		return errors.New("zmtp: a descriptor is watched already")
+	}
+	if err := r.add(fd, syscall.EPOLLIN); err != nil {
+		return err
+	}
+	r.watched = int32(fd)
+	return nil
+}
+
+// LookWait is Look, but waits up to timeout (forever if negative; ms
+// granularity, rounded up) for something to be ready. It reports whether
+// anything but the watched descriptor was (or a message waits), and
+// whether the watched descriptor was.
+func (r *engine) LookWait(timeout time.Duration) (others, watched bool) {
+	if r.qhead < len(r.queue) {
+		return true, false
+	}
+	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
+	ms := -1
+	if timeout >= 0 {
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	n, err := syscall.EpollWait(r.epfd, r.events[:], ms)
+	if err != nil { // EINTR: nothing happened
+		n = 0
+	}
+	r.looks++
+	r.lookFull = n == len(r.events)
+	r.watchedReady = false
+	r.handle(r.events[:n])
+	others = n > 1 || (n == 1 && !r.watchedReady)
+	return others, r.watchedReady
+}
+
 // poll handles what the epoll set reports ready, without waiting, and
 // returns how many descriptors it found ready.
 func (r *engine) poll() int {
 	n, _ := nbio.Poll(r.epfd, r.events[:])
-	for _, ev := range r.events[:n] {
+	r.handle(r.events[:n])
+	return n
+}
+
+// handle handles ready descriptors, as the epoll set reported them.
+func (r *engine) handle(events []syscall.EpollEvent) {
+	for _, ev := range events {
+		if ev.Fd == r.watched && r.watched >= 0 {
+			r.watchedReady = true
+			continue
+		}
 		c, ok := r.conns[ev.Fd]
 		if !ok {
 			r.h.event(ev)
@@ -301,7 +354,6 @@ func (r *engine) poll() int {
 			r.read(c)
 		}
 	}
-	return n
 }
 
 // read reads what c has and parses it.

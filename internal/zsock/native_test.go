@@ -46,6 +46,10 @@ func TestNativeRouterInPoller(t *testing.T) {
 					p = NewBlockingPoller(r, waker.Socket()).Eager()
 				}
 				defer p.Close()
+				if p.direct != 0 { // a native socket and a Waker: waits in the socket's set
+					done <- fmt.Errorf("direct = %d; want 0", p.direct)
+					return
+				}
 				var msg [][]byte
 				for n := 0; n < rounds; {
 					ready, err := p.Wait(5 * time.Second)

@@ -77,7 +77,10 @@ func newPoller(sockets []*Socket, blocking bool) *Poller {
 }
 
 func (p *Poller) init(blocking bool) error {
-	if i := directSocket(p.sockets); i >= 0 && !blocking {
+	if i := directSocket(p.sockets); i >= 0 {
+		if blocking {
+			return p.initDirectBlocking(i)
+		}
 		return p.initDirect(i)
 	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -173,6 +176,27 @@ func (p *Poller) initDirect(i int) error {
 	}
 	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("zsock: poller is not pollable: %w", err)
+	}
+	p.attachWakers()
+	return nil
+}
+
+// initDirectBlocking makes blocking poller p wait in native socket i's own
+// epoll set (LookWait), with p's eventfd added to that set (Watch), rather
+// than in a set of its own holding both: one epoll_wait a turn instead of
+// two.
+func (p *Poller) initDirectBlocking(i int) error {
+	fd, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errno != 0 {
+		return fmt.Errorf("zsock: eventfd: %w", errno)
+	}
+	p.wakefd = int(fd)
+	if err := p.sockets[i].native.Watch(p.wakefd); err != nil {
+		return fmt.Errorf("zsock: %w", err)
+	}
+	p.direct = i
+	for j := range p.fds {
+		p.fds[j] = -1
 	}
 	p.attachWakers()
 	return nil
@@ -338,6 +362,21 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 // or until deadline (if timed).
 func (p *Poller) block(deadline time.Time, timed bool) error {
 	if p.wakerPending() {
+		return nil
+	}
+	if p.direct >= 0 {
+		wait := time.Duration(-1)
+		if timed {
+			wait = max(0, time.Until(deadline))
+		}
+		others, woke := p.sockets[p.direct].native.LookWait(wait)
+		if woke {
+			var count [8]byte
+			_, _ = syscall.Read(p.wakefd, count[:]) // reset it; the Waker's flag says what happened
+		}
+		if others {
+			p.signaled[p.direct] = true
+		}
 		return nil
 	}
 	ms := -1

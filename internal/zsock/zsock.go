@@ -149,6 +149,8 @@ func NewDealer(o Options, native bool) (*Socket, error) {
 type native interface {
 	Fd() int
 	Look() bool
+	LookWait(timeout time.Duration) (others, watched bool)
+	Watch(fd int) error
 	Recv(dst [][]byte) ([][]byte, error)
 	Send(frames [][]byte) error
 	Flush()
