@@ -36,8 +36,8 @@ VmHWM, threads, file descriptors, and CPU (utime+stime) used over --window.
 Everything listens on 127.0.0.1, and every process it started is stopped
 before it returns. Each holder takes at most --per-process connections, as a
 client holds four file descriptors in its process (the TCP connection, its
-socket's epoll set and timer, its poller's epoll set; with libzmq, three) and
-RLIMIT_NOFILE bounds them.
+socket's epoll set and timer, its poller's copy of that set's descriptor;
+with libzmq, three) and RLIMIT_NOFILE bounds them.
 docs/benchmarks.md ("Idle connections") has figures.`,
 		Example: `  domo bench idle --clients 1000
   domo bench idle --workers 1000
