@@ -290,7 +290,7 @@ func (r *engine) Look() bool {
 
 // Watch adds fd, a descriptor of the owner's, to the epoll set (for
 // input): LookWait reports it ready. A blocking poller watches its eventfd
-// so, and waits on this set alone. One descriptor at most.
+// so, and waits on this set alone. One descriptor at most, until Unwatch.
 func (r *engine) Watch(fd int) error {
 	if r.watched >= 0 {
 		return errors.New("zmtp: a descriptor is watched already")
@@ -300,6 +300,16 @@ func (r *engine) Watch(fd int) error {
 	}
 	r.watched = int32(fd)
 	return nil
+}
+
+// Unwatch takes the watched descriptor out of the epoll set (before its
+// owner closes it: its number may be reused).
+func (r *engine) Unwatch() {
+	if r.watched < 0 {
+		return
+	}
+	_ = syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, int(r.watched), nil)
+	r.watched, r.watchedReady = -1, false
 }
 
 // LookWait is Look, but waits up to timeout (forever if negative; ms

@@ -213,3 +213,43 @@ func TestDirectPoller(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDirectBlockingPollerAgain: the broker makes a new poller when its
+// peer links change; a blocking poller over a native socket and a Waker,
+// closed, leaves the socket ready for the next one (its eventfd out of
+// the socket's set), which a Wake still wakes.
+func TestDirectBlockingPollerAgain(t *testing.T) {
+	r, err := NewNativeRouter(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Bind("tcp://127.0.0.1:*"); err != nil {
+		t.Fatal(err)
+	}
+	waker, _ := NewWaker()
+	for i := range 3 {
+		p := NewBlockingPoller(r, waker.Socket()).Eager()
+		if p.direct != 0 {
+			t.Fatalf("poller %d: direct = %d; want 0", i, p.direct)
+		}
+		go func() {
+			time.Sleep(10 * time.Millisecond)
+			waker.Wake()
+		}()
+		for woken := false; !woken; {
+			ready, err := p.Wait(5 * time.Second)
+			if err != nil || !ready[0] && !ready[1] {
+				t.Fatalf("poller %d: Wait = %v, %v; want the waker ready", i, ready, err)
+			}
+			if ready[0] { // a new poller looks at the router first
+				if _, err := r.Recv(nil, false); !errors.Is(err, ErrAgain) {
+					t.Fatalf("router: %v", err)
+				}
+			}
+			woken = ready[1]
+		}
+		waker.Drain()
+		p.Close()
+	}
+}

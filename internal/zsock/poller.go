@@ -236,6 +236,9 @@ func (p *Poller) Close() error {
 		}
 	}
 	if p.wakefd >= 0 {
+		if p.direct >= 0 { // in the socket's set: out before its number is free again
+			p.sockets[p.direct].native.Unwatch()
+		}
 		syscall.Close(p.wakefd)
 	}
 	if p.file != nil {

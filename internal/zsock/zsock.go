@@ -151,6 +151,7 @@ type native interface {
 	Look() bool
 	LookWait(timeout time.Duration) (others, watched bool)
 	Watch(fd int) error
+	Unwatch()
 	Recv(dst [][]byte) ([][]byte, error)
 	Send(frames [][]byte) error
 	Flush()
