@@ -38,9 +38,10 @@ type DealerOptions struct {
 //
 // Like a Router, it is owned by one goroutine and never blocks; its epoll
 // set (Fd) also holds the connection being made and a timer for
-// reconnects and heartbeats. Recv is what moves all of it on (connects,
-// handshakes, heartbeats, reconnects), so the owner must call Recv
-// whenever Fd is readable, as a socket loop that drains does anyway.
+// reconnects and heartbeats. Recv (or Look, LookWait) is what moves all of
+// it on (connects, handshakes, heartbeats, reconnects), so the owner must
+// call one of them whenever Fd is readable, as a socket loop that drains
+// does anyway.
 type Dealer struct {
 	engine
 	dopts     DealerOptions

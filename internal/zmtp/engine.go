@@ -3,6 +3,7 @@ package zmtp
 import (
 	"errors"
 	"fmt"
+	"math"
 	"syscall"
 	"time"
 
@@ -222,7 +223,8 @@ type conn struct {
 	heard   bool // read something since a Dealer last sent PING
 }
 
-// Fd is the epoll set: readable when Recv has something to do.
+// Fd is the epoll set: readable when Recv (or Look, LookWait) has
+// something to do, or the watched descriptor (Watch) is readable.
 func (r *engine) Fd() int { return r.epfd }
 
 func (r *engine) add(fd int, events uint32) error {
@@ -245,7 +247,7 @@ func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 		// what became ready since makes Fd readable again (level-triggered),
 		// so the owner's next wait returns at once, and a second look here,
 		// a system call, would mostly find nothing.
-		if r.looks == 8 || (r.looks > 0 && !r.lookFull) {
+		if r.looks >= 8 || (r.looks > 0 && !r.lookFull) {
 			return dst, ErrAgain
 		}
 		r.looks++
@@ -275,8 +277,9 @@ func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 // waiting, or the owner's next Flush has something to write). It counts as
 // the turn's look for Recv. A poller that waits on Fd calls it instead of
 // looking at Fd itself: one system call where there were two, and an
-// empty answer means the set's ready list was empty, so Fd becomes
-// readable (a new edge for Go's poller) when anything arrives.
+// empty answer means the set's ready list was empty (or the set is
+// closed), so Fd becomes readable (a new edge for Go's poller) when
+// anything arrives.
 func (r *engine) Look() bool {
 	if r.qhead < len(r.queue) {
 		return true
@@ -302,39 +305,43 @@ func (r *engine) Watch(fd int) error {
 	return nil
 }
 
-// Unwatch takes the watched descriptor out of the epoll set (before its
-// owner closes it: its number may be reused).
-func (r *engine) Unwatch() {
-	if r.watched < 0 {
+// Unwatch takes fd, if it is the watched descriptor, out of the epoll set
+// (before its owner closes it: its number may be reused).
+func (r *engine) Unwatch(fd int) {
+	if r.watched < 0 || int(r.watched) != fd {
 		return
 	}
-	_ = syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, int(r.watched), nil)
+	_ = syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
 	r.watched, r.watchedReady = -1, false
 }
 
 // LookWait is Look, but waits up to timeout (forever if negative; ms
 // granularity, rounded up) for something to be ready. It reports whether
 // anything but the watched descriptor was (or a message waits), and
-// whether the watched descriptor was.
-func (r *engine) LookWait(timeout time.Duration) (others, watched bool) {
+// whether the watched descriptor was; an error is epoll_wait's (the socket
+// is closed), never EINTR.
+func (r *engine) LookWait(timeout time.Duration) (others, watched bool, err error) {
 	if r.qhead < len(r.queue) {
-		return true, false
+		return true, false, nil
 	}
 	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
 	ms := -1
 	if timeout >= 0 {
-		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+		ms = int(min((timeout+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 	}
 	n, err := syscall.EpollWait(r.epfd, r.events[:], ms)
-	if err != nil { // EINTR: nothing happened
+	switch {
+	case err == syscall.EINTR:
 		n = 0
+	case err != nil:
+		return false, false, fmt.Errorf("zmtp: epoll_wait: %w", err)
 	}
 	r.looks++
 	r.lookFull = n == len(r.events)
 	r.watchedReady = false
 	r.handle(r.events[:n])
 	others = n > 1 || (n == 1 && !r.watchedReady)
-	return others, r.watchedReady
+	return others, r.watchedReady, nil
 }
 
 // poll handles what the epoll set reports ready, without waiting, and

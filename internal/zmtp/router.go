@@ -17,7 +17,7 @@ import (
 //
 // A Router is owned by one goroutine. It never blocks: Fd is an epoll set
 // the owner waits on (readable when a connection has input, a new peer, or
-// room for output it holds), Recv reads what is ready, Send queues, and
+// room for output it holds), Recv (or Look, LookWait) reads what is ready, Send queues, and
 // Flush writes what Send queued, one write a connection, which the owner
 // calls before it waits.
 type Router struct {

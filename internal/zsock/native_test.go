@@ -41,10 +41,11 @@ func TestNativeRouterInPoller(t *testing.T) {
 			const rounds = 2000
 			done := make(chan error, 1)
 			go func() { // the router's loop: answer every message
-				p := NewPoller(r, waker.Socket()).Eager()
+				newPoller := NewPoller
 				if blocking {
-					p = NewBlockingPoller(r, waker.Socket()).Eager()
+					newPoller = NewBlockingPoller
 				}
+				p := newPoller(r, waker.Socket()).Eager()
 				defer p.Close()
 				if p.direct != 0 { // a native socket and a Waker: waits in the socket's set
 					done <- fmt.Errorf("direct = %d; want 0", p.direct)

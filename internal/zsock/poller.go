@@ -29,19 +29,26 @@ import (
 // the difference between OS thread switches and goroutine switches on every
 // request.
 //
+// A native socket (NewNativeRouter, NewNativeDealer) has an epoll set of its
+// own (its connections, listeners, timer). With other sockets it is nested
+// in the poller's set. When it is the poller's only socket besides Wakers,
+// the poller is direct: it waits on the socket's set itself and looks at it
+// through the socket (Look, LookWait), one epoll_wait a turn instead of two;
+// a direct blocking poller adds its eventfd to the socket's set (Watch).
+//
 // A Poller is owned by one goroutine, like its sockets.
 type Poller struct {
 	sockets  []*Socket
 	ready    []bool
-	signaled []bool  // ZMQ_FD readable in the last look at the epoll set
-	fds      []int32 // each socket's ZMQ_FD, -1 for a Waker's
-	eager    bool    // Eager: ready means "may be readable"
-	epfd     int
-	file     *os.File // the epoll set, registered with Go's poller
+	signaled []bool   // ready in the last look at the epoll set (or, direct, the socket's Look)
+	fds      []int32  // each socket's ZMQ_FD or nested set in the epoll set; -1 for a Waker's, and all -1 when direct
+	eager    bool     // Eager: ready means "may be readable"
+	epfd     int      // the poller's epoll set; -1 when direct
+	file     *os.File // the epoll set (direct: a copy of the socket's set's descriptor), registered with Go's poller
 	raw      syscall.RawConn
 	events   [8]syscall.EpollEvent
 	err      error // from construction, returned by Wait
-	wakefd   int   // a blocking poller's eventfd, in the epoll set, that interrupt writes to; -1 if not blocking
+	wakefd   int   // a blocking poller's eventfd, in the epoll set (direct: in the socket's), that interrupt writes to; -1 if not blocking
 	direct   int   // the one native socket a direct poller waits on (see init); -1 if not direct
 }
 
@@ -237,17 +244,19 @@ func (p *Poller) Close() error {
 	}
 	if p.wakefd >= 0 {
 		if p.direct >= 0 { // in the socket's set: out before its number is free again
-			p.sockets[p.direct].native.Unwatch()
+			p.sockets[p.direct].native.Unwatch(p.wakefd)
 		}
 		syscall.Close(p.wakefd)
+		p.wakefd = -1
 	}
+	var err error
 	if p.file != nil {
-		return p.file.Close()
+		err = p.file.Close()
+	} else if p.epfd >= 0 {
+		err = syscall.Close(p.epfd)
 	}
-	if p.epfd >= 0 {
-		return syscall.Close(p.epfd)
-	}
-	return nil
+	p.file, p.epfd = nil, -1
+	return err
 }
 
 // interrupt makes a current or the next Wait look at its sockets again.
@@ -361,8 +370,9 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 	}
 }
 
-// block waits in epoll_wait until a socket's ZMQ_FD or the eventfd fires,
-// or until deadline (if timed).
+// block waits in epoll_wait until a socket's ZMQ_FD or the eventfd fires
+// (direct: in the socket's set, through LookWait), or until deadline (if
+// timed).
 func (p *Poller) block(deadline time.Time, timed bool) error {
 	if p.wakerPending() {
 		return nil
@@ -372,7 +382,10 @@ func (p *Poller) block(deadline time.Time, timed bool) error {
 		if timed {
 			wait = max(0, time.Until(deadline))
 		}
-		others, woke := p.sockets[p.direct].native.LookWait(wait)
+		others, woke, err := p.sockets[p.direct].native.LookWait(wait)
+		if err != nil {
+			return fmt.Errorf("zsock: poll: %w", err)
+		}
 		if woke {
 			var count [8]byte
 			_, _ = syscall.Read(p.wakefd, count[:]) // reset it; the Waker's flag says what happened

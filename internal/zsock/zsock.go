@@ -149,9 +149,9 @@ func NewDealer(o Options, native bool) (*Socket, error) {
 type native interface {
 	Fd() int
 	Look() bool
-	LookWait(timeout time.Duration) (others, watched bool)
+	LookWait(timeout time.Duration) (others, watched bool, err error)
 	Watch(fd int) error
-	Unwatch()
+	Unwatch(fd int)
 	Recv(dst [][]byte) ([][]byte, error)
 	Send(frames [][]byte) error
 	Flush()
