@@ -125,10 +125,18 @@ func (p *Poller) init(blocking bool) error {
 		p.attachWakers()
 		return nil
 	}
-	if err := syscall.SetNonblock(epfd, true); err != nil {
+	return p.park(epfd) // the file owns epfd from here (Close closes one or the other)
+}
+
+// park hands epoll set fd to Go's poller as p's file (which closes it), and
+// attaches p's Wakers.
+func (p *Poller) park(fd int) error {
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
 		return fmt.Errorf("zsock: epoll nonblock: %w", err)
 	}
-	p.file = os.NewFile(uintptr(epfd), "zsock-poller")
+	p.file = os.NewFile(uintptr(fd), "zsock-poller")
+	var err error
 	if p.raw, err = p.file.SyscallConn(); err != nil {
 		return fmt.Errorf("zsock: poller: %w", err)
 	}
@@ -172,20 +180,7 @@ func (p *Poller) initDirect(i int) error {
 	for j := range p.fds {
 		p.fds[j] = -1
 	}
-	if err := syscall.SetNonblock(int(fd), true); err != nil {
-		syscall.Close(int(fd))
-		return fmt.Errorf("zsock: epoll nonblock: %w", err)
-	}
-	p.file = os.NewFile(fd, "zsock-poller")
-	var err error
-	if p.raw, err = p.file.SyscallConn(); err != nil {
-		return fmt.Errorf("zsock: poller: %w", err)
-	}
-	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
-		return fmt.Errorf("zsock: poller is not pollable: %w", err)
-	}
-	p.attachWakers()
-	return nil
+	return p.park(int(fd))
 }
 
 // initDirectBlocking makes blocking poller p wait in native socket i's own

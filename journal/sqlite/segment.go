@@ -184,6 +184,52 @@ func segmentKeys(data []byte) ([]segKey, error) {
 	return keys, d.err
 }
 
+// rawBody is a record's body as encoded: names decoded (from the
+// segment's dictionary), times still offsets (0: never), the request id
+// and bodies still the encoding's bytes.
+type rawBody struct {
+	names                        [7]string // broker, service, method, client, worker, code, message
+	requestID                    []byte
+	status                       journal.Status
+	attempts, reqBytes, repBytes uint64
+	times                        [3]uint64 // dispatched, last dispatched, ended
+	reqBody, repBody             []byte
+}
+
+// readBody reads the next body into b; dict is the segment's dictionary so
+// far.
+func (d *segReader) readBody(dict *[]string, b *rawBody) {
+	for i := range b.names {
+		k := d.uvarint()
+		switch {
+		case k == 0:
+			s := string(d.bytes(d.uvarint()))
+			*dict = append(*dict, s)
+			b.names[i] = s
+		case k > uint64(len(*dict)):
+			d.fail()
+			return
+		default:
+			b.names[i] = (*dict)[k-1]
+		}
+	}
+	b.requestID = d.bytes(d.uvarint())
+	b.status = journal.Status(d.byte())
+	b.attempts, b.reqBytes, b.repBytes = d.uvarint(), d.uvarint(), d.uvarint()
+	for i := range b.times {
+		b.times[i] = d.uvarint()
+	}
+	b.reqBody, b.repBody = d.body(), d.body()
+}
+
+// at returns the time of an encoded offset from receipt (zero for 0).
+func at(receivedUs int64, v uint64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(receivedUs + unzigzag(v-1))
+}
+
 // decodeSegment decodes the records of run in data, in record order. keep,
 // if not nil, is asked first with each key, once, in order: the records it
 // refuses are read past, not built, and those after the last it keeps are
@@ -192,19 +238,6 @@ func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Re
 	d := segReader{b: data}
 	keys := d.readKeys()
 	var dict []string
-	name := func() string {
-		k := d.uvarint()
-		if k == 0 {
-			s := string(d.bytes(d.uvarint()))
-			dict = append(dict, s)
-			return s
-		}
-		if k > uint64(len(dict)) {
-			d.fail()
-			return ""
-		}
-		return dict[k-1]
-	}
 	// With keep, the bodies after the last record kept are not read.
 	kept := make([]bool, len(keys))
 	last := -1
@@ -214,21 +247,9 @@ func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Re
 		}
 	}
 	var out []journal.Record
+	var b rawBody
 	for i, k := range keys[:last+1] {
-		var names [7]string
-		for i := range names {
-			names[i] = name()
-		}
-		requestID := d.bytes(d.uvarint())
-		status := journal.Status(d.byte())
-		attempts, reqBytes, repBytes := d.uvarint(), d.uvarint(), d.uvarint()
-		var times [3]time.Time
-		for i := range times {
-			if v := d.uvarint(); v != 0 {
-				times[i] = time.UnixMicro(k.receivedUs + unzigzag(v-1))
-			}
-		}
-		reqBody, repBody := d.body(), d.body()
+		d.readBody(&dict, &b)
 		if d.err != nil {
 			return nil, d.err
 		}
@@ -237,19 +258,20 @@ func decodeSegment(run int64, data []byte, keep func(segKey) bool) ([]journal.Re
 		}
 		r := journal.Record{
 			ID:     journal.ID{Run: run, Seq: k.seq},
-			Broker: names[0], RequestID: string(requestID), Service: names[1], Method: names[2],
-			Client: names[3], Worker: names[4], Status: status, Code: names[5], Message: names[6],
-			Attempts: int(attempts), RequestBytes: int(reqBytes), ReplyBytes: int(repBytes),
-			Dispatched: times[0], LastDispatched: times[1], Ended: times[2],
-			RequestBody: slices.Clone(reqBody), ReplyBody: slices.Clone(repBody),
+			Broker: b.names[0], RequestID: string(b.requestID), Service: b.names[1], Method: b.names[2],
+			Client: b.names[3], Worker: b.names[4], Status: b.status, Code: b.names[5], Message: b.names[6],
+			Attempts: int(b.attempts), RequestBytes: int(b.reqBytes), ReplyBytes: int(b.repBytes),
+			Dispatched: at(k.receivedUs, b.times[0]), LastDispatched: at(k.receivedUs, b.times[1]),
+			Ended:       at(k.receivedUs, b.times[2]),
+			RequestBody: slices.Clone(b.reqBody), ReplyBody: slices.Clone(b.repBody),
 		}
 		if k.receivedUs != 0 {
 			r.Received = time.UnixMicro(k.receivedUs)
 		}
-		if reqBody != nil && r.RequestBody == nil {
+		if b.reqBody != nil && r.RequestBody == nil {
 			r.RequestBody = []byte{}
 		}
-		if repBody != nil && r.ReplyBody == nil {
+		if b.repBody != nil && r.ReplyBody == nil {
 			r.ReplyBody = []byte{}
 		}
 		out = append(out, r)
@@ -267,43 +289,20 @@ type tally struct {
 
 // tallySegment calls fn with the tally of every record in data, in record
 // order, without building records: names come from the segment's
-// dictionary (fn may keep them), request ids and bodies are skipped.
+// dictionary (fn may keep them), request ids and bodies are not copied.
 func tallySegment(data []byte, fn func(tally)) error {
 	d := segReader{b: data}
 	keys := d.readKeys()
 	var dict []string
-	name := func() string {
-		k := d.uvarint()
-		if k == 0 {
-			s := string(d.bytes(d.uvarint()))
-			dict = append(dict, s)
-			return s
-		}
-		if k > uint64(len(dict)) {
-			d.fail()
-			return ""
-		}
-		return dict[k-1]
-	}
+	var b rawBody
 	for _, k := range keys {
-		var names [7]string
-		for i := range names {
-			names[i] = name()
-		}
-		d.bytes(d.uvarint()) // request id
-		t := tally{receivedUs: k.receivedUs, service: names[1], method: names[2], status: journal.Status(d.byte())}
-		d.uvarint() // attempts
-		d.uvarint() // request bytes
-		d.uvarint() // reply bytes
-		d.uvarint() // dispatched
-		d.uvarint() // last dispatched
-		if v := d.uvarint(); v != 0 {
-			t.totalUs = unzigzag(v - 1)
-		}
-		d.body()
-		d.body()
+		d.readBody(&dict, &b)
 		if d.err != nil {
 			return d.err
+		}
+		t := tally{receivedUs: k.receivedUs, service: b.names[1], method: b.names[2], status: b.status}
+		if v := b.times[2]; v != 0 {
+			t.totalUs = unzigzag(v - 1)
 		}
 		fn(t)
 	}
