@@ -15,6 +15,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -158,6 +159,21 @@ func (s *Store) open(ctx context.Context) error {
 // and drops that layout's indexes.
 func (s *Store) migrate(ctx context.Context) error {
 	const chunk = 2000
+	var rows int
+	if err := s.DB.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM domo_journal WHERE status >= %d`,
+		int64(journal.StatusCompleted))).Scan(&rows); err != nil {
+		return err
+	}
+	if rows > 0 {
+		slog.Info("journal: moving the rows of the earlier layout to segments", "rows", rows)
+	}
+	// Every index but the received one (the order the rows move in) first:
+	// each would cost every row's delete.
+	for _, ix := range []string{"domo_journal_service", "domo_journal_status", "domo_journal_not_completed", "domo_journal_request_id"} {
+		if _, err := s.DB.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix); err != nil {
+			return err
+		}
+	}
 	q := fmt.Sprintf(`SELECT %s FROM domo_journal WHERE status >= %d ORDER BY received_us, run, seq LIMIT %d`,
 		strings.Join(sqlstore.Columns, ", "), int64(journal.StatusCompleted), chunk)
 	for {
@@ -179,15 +195,18 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err := rows.Err(); err != nil {
 				return 0, err
 			}
+			if len(recs) == 0 {
+				return 0, nil
+			}
 			if err := s.insertSegments(ctx, tx, recs); err != nil {
 				return 0, err
 			}
-			for _, r := range recs {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM domo_journal WHERE run = ? AND seq = ?`, r.ID.Run, r.ID.Seq); err != nil {
-					return 0, err
-				}
-			}
-			return len(recs), nil
+			// The chunk is the oldest final rows: one range delete (through
+			// the received index, still there) instead of a delete a row.
+			last := recs[len(recs)-1]
+			_, err = tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM domo_journal WHERE status >= %d AND (received_us, run, seq) <= (?, ?, ?)`,
+				int64(journal.StatusCompleted)), sqlstore.Micros(last.Received), last.ID.Run, last.ID.Seq)
+			return len(recs), err
 		})
 		if err != nil {
 			return err
@@ -196,13 +215,8 @@ func (s *Store) migrate(ctx context.Context) error {
 			break
 		}
 	}
-	for _, ix := range []string{"domo_journal_received", "domo_journal_service", "domo_journal_status",
-		"domo_journal_not_completed", "domo_journal_request_id"} {
-		if _, err := s.DB.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := s.DB.ExecContext(ctx, "DROP INDEX IF EXISTS domo_journal_received")
+	return err
 }
 
 // backfill builds the rollups from the segments when there are none (a
