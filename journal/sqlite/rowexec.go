@@ -134,21 +134,6 @@ func (a *rowArgs) Blob(v []byte) {
 	a.add(C.kindBlob, 0, len(v))
 }
 
-// rotate moves the first k values to the end: the update statements take
-// the key columns last.
-func (a *rowArgs) rotate(k int) {
-	rotate(a.kinds, k)
-	rotate(a.ints, k)
-	rotate(a.offs, k)
-	rotate(a.lens, k)
-}
-
-func rotate[T any](s []T, k int) {
-	head := append([]T(nil), s[:k]...)
-	copy(s, s[k:])
-	copy(s[len(s)-k:], head)
-}
-
 // execRow runs a prepared statement once with the values in a, in one cgo
 // call, and returns the rows it changed.
 func (a *rowArgs) execRow(s unsafe.Pointer) (int64, error) {

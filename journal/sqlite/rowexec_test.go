@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -126,11 +127,18 @@ func TestNewJournalPageSize(t *testing.T) {
 }
 
 // TestDriverPathWhenNoHandle: with the statement handle unavailable, rows
-// go through the driver, and the journal reads the same.
+// in progress go through the driver (new, then replaced), and the journal
+// reads the same as through rowexec.
 func TestDriverPathWhenNoHandle(t *testing.T) {
 	ok := stmtHandleOK
-	stmtHandleOK = false
 	defer func() { stmtHandleOK = ok }()
+	for _, handle := range []bool{ok, false} {
+		stmtHandleOK = handle
+		t.Run(fmt.Sprintf("handle=%v", handle), testLiveRows)
+	}
+}
+
+func testLiveRows(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
@@ -141,6 +149,13 @@ func TestDriverPathWhenNoHandle(t *testing.T) {
 		Status: journal.StatusProcessing, Received: time.Unix(100, 0)}
 	if err := s.Write(ctx, []journal.Record{rec}); err != nil {
 		t.Fatal(err)
+	}
+	rec.Worker, rec.Attempts = "w2", 2 // moved to another worker: the row is replaced
+	if err := s.Write(ctx, []journal.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, rec.ID); err != nil || got.Worker != "w2" || got.Attempts != 2 {
+		t.Fatalf("Get after the second write in progress = %+v, %v", got, err)
 	}
 	rec.Status, rec.Ended = journal.StatusCompleted, time.Unix(101, 0)
 	if err := s.Write(ctx, []journal.Record{rec}); err != nil {

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/domo-framework/domo/journal"
 	"github.com/domo-framework/domo/journal/internal/sqlstore"
@@ -303,66 +302,56 @@ func (s *Store) Close() error {
 
 func placeholder(int) string { return "?" }
 
-// A record is first inserted, which is all most need: the Recorder writes
-// most requests once, when they end. A record whose row exists (written
-// before, in progress) is updated instead, and first only if its row is
-// not final, which tells whether the rollups have counted it: no query
-// before the writes is needed.
-var (
-	marks  = strings.TrimSuffix(strings.Repeat("?, ", len(sqlstore.Columns)), ", ")
-	insert = fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (run, seq) DO NOTHING`,
-		sqlstore.Table, strings.Join(sqlstore.Columns, ", "), marks)
-	update = func() string {
-		set := make([]string, 0, len(sqlstore.Columns))
-		for _, c := range sqlstore.Columns[2:] {
-			set = append(set, c+" = ?")
-		}
-		return fmt.Sprintf(`UPDATE %s SET %s WHERE run = ? AND seq = ?`, sqlstore.Table, strings.Join(set, ", "))
-	}()
-	updateInProgress = fmt.Sprintf(`%s AND status < %d`, update, int64(journal.StatusCompleted))
-)
+// upsertLive writes a record in progress: its row, new or replaced.
+var upsertLive = fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (run, seq) DO UPDATE SET %s`,
+	sqlstore.Table, strings.Join(sqlstore.Columns, ", "),
+	strings.TrimSuffix(strings.Repeat("?, ", len(sqlstore.Columns)), ", "), sqlstore.UpsertSet())
 
-// checkEvery is how many records write writes between looks at its
+// checkEvery is how many records writeLive writes between looks at its
 // context.
 const checkEvery = 64
 
-// write writes recs in tx, open on conn, and returns those that became
-// final with it.
+// writeLive writes the rows of recs, records in progress, in the
+// transaction open on conn.
 //
-// It runs its statements on the driver's connection (conn.Raw), which
+// It runs its statement on the driver's connection (conn.Raw), which
 // spares database/sql's work per statement (converting and checking each
-// argument, locking), and with a context that cannot be cancelled: given
-// one that can, the driver runs each statement in a goroutine of its own,
-// to interrupt it on cancellation, which doubled the CPU time of a row.
-// Instead, write looks at ctx every checkEvery records; a statement takes
-// microseconds.
-func write(ctx context.Context, conn *sql.Conn, _ *sql.Tx, recs []journal.Record) ([]*journal.Record, error) {
-	var finals []*journal.Record
-	err := conn.Raw(func(dc any) error {
+// argument, locking), binding a row's values in one cgo call (rowexec.go)
+// when the driver's statement handle can be had, and with a context that
+// cannot be cancelled: given one that can, the driver runs each statement
+// in a goroutine of its own, to interrupt it on cancellation, which
+// doubled the CPU time of a row. Instead, writeLive looks at ctx every
+// checkEvery records; a statement takes microseconds.
+func writeLive(ctx context.Context, conn *sql.Conn, recs []*journal.Record) error {
+	return conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
 			return fmt.Errorf("journal/sqlite: driver connection %T", dc)
 		}
-		w := rawWriter{c: c, ctx: context.WithoutCancel(ctx)}
-		defer w.close()
-		n := len(sqlstore.Columns)
-		vals := make([]any, 0, n)
-		args := make([]driver.NamedValue, n)
-		fast := w.prepareRaw()
-		for i := range recs {
+		st, err := c.PrepareContext(context.WithoutCancel(ctx), upsertLive)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return fmt.Errorf("journal/sqlite: driver statement %T", st)
+		}
+		raw := rawStmt(st)
+		var a rowArgs
+		var vals []any
+		args := make([]driver.NamedValue, len(sqlstore.Columns))
+		for i, r := range recs {
 			if i%checkEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
-			r := &recs[i]
-			if fast {
-				changed, err := w.writeRaw(r)
-				if err != nil {
+			if raw != nil {
+				a.reset()
+				sqlstore.EachValue(r, &a)
+				if _, err := a.execRow(raw); err != nil {
 					return err
-				}
-				if changed == 1 && r.Status.Done() {
-					finals = append(finals, r)
 				}
 				continue
 			}
@@ -370,108 +359,12 @@ func write(ctx context.Context, conn *sql.Conn, _ *sql.Tx, recs []journal.Record
 			for j, v := range vals {
 				args[j] = driver.NamedValue{Ordinal: j + 1, Value: v}
 			}
-			changed, err := w.exec(0, args)
-			if err != nil {
+			if _, err := ex.ExecContext(context.WithoutCancel(ctx), args); err != nil {
 				return err
-			}
-			if changed == 0 {
-				// The row exists: update it, in progress first. The
-				// update's arguments: the columns but run and seq, then
-				// run and seq.
-				for j, v := range vals[2:] {
-					args[j] = driver.NamedValue{Ordinal: j + 1, Value: v}
-				}
-				args[n-2] = driver.NamedValue{Ordinal: n - 1, Value: vals[0]}
-				args[n-1] = driver.NamedValue{Ordinal: n, Value: vals[1]}
-				if changed, err = w.exec(1, args); err == nil && changed == 0 {
-					// Final already: counted.
-					_, err = w.exec(2, args)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			if changed == 1 && r.Status.Done() {
-				finals = append(finals, r)
 			}
 		}
 		return nil
 	})
-	return finals, err
-}
-
-// rawWriter prepares write's statements on a driver connection when first
-// needed.
-type rawWriter struct {
-	c     driver.ConnPrepareContext
-	ctx   context.Context
-	stmts [3]driver.Stmt    // insert, updateInProgress, update
-	raw   [3]unsafe.Pointer // their sqlite3_stmt, when rowexec can use it
-	args  rowArgs
-}
-
-func (w *rawWriter) exec(k int, args []driver.NamedValue) (int64, error) {
-	if w.stmts[k] == nil {
-		st, err := w.c.PrepareContext(w.ctx, [...]string{insert, updateInProgress, update}[k])
-		if err != nil {
-			return 0, err
-		}
-		w.stmts[k] = st
-	}
-	ex, ok := w.stmts[k].(driver.StmtExecContext)
-	if !ok {
-		return 0, fmt.Errorf("journal/sqlite: driver statement %T", w.stmts[k])
-	}
-	res, err := ex.ExecContext(w.ctx, args)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
-// prepareRaw prepares the three statements and reports whether rows can
-// be written through their sqlite3_stmt handles (rowexec.go).
-func (w *rawWriter) prepareRaw() bool {
-	for k, q := range [...]string{insert, updateInProgress, update} {
-		if w.stmts[k] == nil {
-			st, err := w.c.PrepareContext(w.ctx, q)
-			if err != nil {
-				return false // exec prepares again and reports the error
-			}
-			w.stmts[k], w.raw[k] = st, rawStmt(st)
-		}
-		if w.raw[k] == nil {
-			return false
-		}
-	}
-	return true
-}
-
-// writeRaw writes r: an insert, or if its row exists an update, first only
-// of a row not yet final. It returns the rows changed by the last
-// statement it ran: 1 when r's row was new or not yet final.
-func (w *rawWriter) writeRaw(r *journal.Record) (int64, error) {
-	a := &w.args
-	a.reset()
-	sqlstore.EachValue(r, a)
-	changed, err := a.execRow(w.raw[0])
-	if err != nil || changed > 0 {
-		return changed, err
-	}
-	a.rotate(2) // the updates take run and seq last
-	if changed, err = a.execRow(w.raw[1]); err != nil || changed > 0 {
-		return changed, err
-	}
-	_, err = a.execRow(w.raw[2]) // final already: counted
-	return 0, err
-}
-
-func (w *rawWriter) close() {
-	for _, st := range w.stmts {
-		if st != nil {
-			st.Close()
-		}
-	}
 }
 
 // createWithPageSize creates the file at path, if there is none, with

@@ -22,8 +22,8 @@ import (
 const maxSegment = 4096
 
 // Write writes recs in one transaction: final records to a new segment a
-// run, the others to liveTable. A final record stored before (in
-// liveTable, or in an older segment when written final twice) leaves its
+// run, the others to rows of domo_journal. A final record stored before (a
+// row in progress, or in an older segment when written final twice) leaves its
 // old place, so every record is in one place, as the last write says.
 // Records that become final with this write are added to the rollups.
 func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
@@ -59,14 +59,11 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 			return 0, err
 		}
 		for _, r := range finals {
-			switch {
-			case s.live[r.ID]:
+			if s.live[r.ID] {
 				wasLive = append(wasLive, r.ID)
+			}
+			if _, before := stale[r.ID]; !before { // first final: counted
 				counted = append(counted, r)
-			default:
-				if _, ok := stale[r.ID]; !ok {
-					counted = append(counted, r)
-				}
 			}
 		}
 		if err := s.removeFromSegments(ctx, tx, stale); err != nil {
@@ -78,11 +75,7 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 			}
 		}
 		if len(open) > 0 {
-			rows := make([]journal.Record, len(open))
-			for i, r := range open {
-				rows[i] = *r
-			}
-			if _, err := write(ctx, conn, tx, rows); err != nil {
+			if err := writeLive(ctx, conn, open); err != nil {
 				return 0, err
 			}
 		}
@@ -401,7 +394,7 @@ func (p position) older(us, run, seq int64) bool {
 }
 
 // List returns a page of records, newest first, by keyset: the records in
-// progress from liveTable, the final ones from the segments that may hold
+// progress from domo_journal, the final ones from the segments that may hold
 // matches, walked newest first until no older segment can hold a record
 // newer than the page's last.
 func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error) {
@@ -843,7 +836,7 @@ func (s *Store) trimBefore(ctx context.Context, p position) (int, error) {
 	return total + n, nil
 }
 
-// deleteLive deletes the rows of liveTable older than p and returns their
+// deleteLive deletes the rows in progress older than p and returns their
 // ids.
 func deleteLive(ctx context.Context, tx *sql.Tx, p position) ([]journal.ID, error) {
 	rows, err := tx.QueryContext(ctx, `DELETE FROM domo_journal WHERE (received_us, run, seq) < (?, ?, ?) RETURNING run, seq`,
