@@ -408,9 +408,6 @@ func (s *Store) List(ctx context.Context, f journal.Filter) (journal.Page, error
 		pos = position{true, us, id.Run, id.Seq}
 	}
 	var out []journal.Record
-	if _, _, err := sqlstore.Where(f, placeholder); err != nil {
-		return journal.Page{}, err
-	}
 	err := s.read(ctx, func(q sqlstore.Querier) error {
 		var err error
 		out, err = s.list(ctx, q, f, pos, limit)
@@ -609,13 +606,10 @@ func (s *Store) summary(ctx context.Context, q sqlstore.Querier, win journal.Win
 			return sum, err
 		}
 	}
-	// Final records: the whole window when exact, else its edges.
-	inWindow := func(us int64) bool {
-		return us >= from && us < to && (exact || us < m0 || us >= m1)
-	}
+	// Final records received in [lo, hi): the whole window when exact, else
+	// its edges.
 	count := func(r tally, lo, hi int64) {
-		us := r.receivedUs
-		if us < lo || us >= hi || !inWindow(us) || (win.Service != "" && r.service != win.Service) || (win.Method != "" && r.method != win.Method) {
+		if r.receivedUs < lo || r.receivedUs >= hi || (win.Service != "" && r.service != win.Service) || (win.Method != "" && r.method != win.Method) {
 			return
 		}
 		sqlstore.AddStatus(&sum, r.status, 1)

@@ -146,11 +146,6 @@ func (r *rollup) add(us int64) {
 // rollupChunk bounds the rows of one rollup upsert.
 const rollupChunk = 50
 
-// addRollups adds finals to their minutes' rollups in tx.
-func (s *Store) addRollups(ctx context.Context, tx *sql.Tx, finals []*journal.Record) error {
-	return AddRollups(ctx, tx, s.d.Placeholder, finals)
-}
-
 // AddRollups adds finals, records that have just become final, to their
 // minutes' rollups in tx; p gives parameter markers.
 func AddRollups(ctx context.Context, tx *sql.Tx, p func(int) string, finals []*journal.Record) error {
@@ -162,7 +157,7 @@ func AddRollups(ctx context.Context, tx *sql.Tx, p func(int) string, finals []*j
 	var ru *rollup
 	for _, r := range finals {
 		us := Micros(r.Received)
-		k := rollupKeyT{minute: floorMinute(us), service: r.Service, method: r.Method, status: r.Status}
+		k := rollupKeyT{minute: FloorMinute(us), service: r.Service, method: r.Method, status: r.Status}
 		if ru == nil || k != lastKey { // most records share the one before's
 			if ru = m[k]; ru == nil {
 				ru = &rollup{}
@@ -223,12 +218,7 @@ var rollupConflict = func() string {
 }()
 
 // FloorMinute returns the start of the minute holding us.
-func FloorMinute(us int64) int64 { return floorMinute(us) }
-
-// CeilMinute returns the first minute boundary at or after us.
-func CeilMinute(us int64) int64 { return ceilMinute(us) }
-
-func floorMinute(us int64) int64 {
+func FloorMinute(us int64) int64 {
 	m := us / Minute * Minute
 	if m > us {
 		m -= Minute
@@ -236,18 +226,13 @@ func floorMinute(us int64) int64 {
 	return m
 }
 
-func ceilMinute(us int64) int64 {
-	m := floorMinute(us)
+// CeilMinute returns the first minute boundary at or after us.
+func CeilMinute(us int64) int64 {
+	m := FloorMinute(us)
 	if m < us {
 		m += Minute
 	}
 	return m
-}
-
-// trimRollups deletes the rollups of minutes that end at or before
-// cutoffUs: no row of theirs is left.
-func (s *Store) trimRollups(ctx context.Context, cutoffUs int64) error {
-	return TrimRollups(ctx, s.DB, s.d.Placeholder, cutoffUs)
 }
 
 // TrimRollups deletes the rollups of minutes that end at or before
@@ -308,9 +293,7 @@ func (h *Hist) percentile(p float64) time.Duration {
 }
 
 // AddStatus counts n requests of status st in sum.
-func AddStatus(sum *journal.Summary, st journal.Status, n int) { addStatus(sum, st, n) }
-
-func addStatus(sum *journal.Summary, st journal.Status, n int) {
+func AddStatus(sum *journal.Summary, st journal.Status, n int) {
 	sum.Total += n
 	switch st {
 	case journal.StatusReceived:
@@ -348,7 +331,7 @@ func (s *Store) rollupSummary(ctx context.Context, win journal.Window) (sum jour
 	if !win.To.IsZero() {
 		to = win.To.UnixMicro()
 	}
-	m0, m1 := ceilMinute(from), floorMinute(to)
+	m0, m1 := CeilMinute(from), FloorMinute(to)
 	if m1-m0 < minRollupMinutes*Minute {
 		return sum, false, nil
 	}
@@ -407,7 +390,7 @@ func (s *Store) rollupSummary(ctx context.Context, win journal.Window) (sum jour
 				rows.Close()
 				return sum, false, err
 			}
-			addStatus(&sum, journal.Status(st), int(n))
+			AddStatus(&sum, journal.Status(st), int(n))
 			if s := journal.Status(st); s == journal.StatusCompleted || s == journal.StatusFailed {
 				h.n += n
 				h.max = max(h.max, mx)
@@ -462,7 +445,7 @@ func RollupMinutes(ctx context.Context, db Querier, p func(int) string, service,
 			rows.Close()
 			return sum, h, err
 		}
-		addStatus(&sum, journal.Status(st), int(n))
+		AddStatus(&sum, journal.Status(st), int(n))
 		if s := journal.Status(st); s == journal.StatusCompleted || s == journal.StatusFailed {
 			h.n += n
 			h.max = max(h.max, mx)

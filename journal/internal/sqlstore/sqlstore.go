@@ -163,12 +163,8 @@ func UpsertSet() string {
 	return b.String()
 }
 
-type scanner interface{ Scan(...any) error }
-
 // ScanRecord scans a row of Columns into a record.
-func ScanRecord(s interface{ Scan(...any) error }) (journal.Record, error) { return scan(s) }
-
-func scan(s scanner) (journal.Record, error) {
+func ScanRecord(s interface{ Scan(...any) error }) (journal.Record, error) {
 	var (
 		r                                    journal.Record
 		status, attempts, reqBytes, repBytes int64
@@ -191,7 +187,7 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	recs = validText(recs)
+	recs = ValidText(recs)
 	conn, err := s.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("journal: write: %w", err)
@@ -203,7 +199,7 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	}
 	finals, err := s.d.Write(ctx, conn, tx, recs)
 	if err == nil {
-		err = s.addRollups(ctx, tx, finals)
+		err = AddRollups(ctx, tx, s.d.Placeholder, finals)
 	}
 	if err != nil {
 		_ = tx.Rollback()
@@ -215,20 +211,14 @@ func (s *Store) Write(ctx context.Context, recs []journal.Record) error {
 	return nil
 }
 
-// validText returns recs with every text valid UTF-8, free of NUL and
-// within its length bound: a copy if any record needs mending, else recs
-// itself. Service and method names, request ids and messages come from
-// callers, and one record PostgreSQL cannot take fails its whole batch:
-// its text takes neither a NUL nor bytes that are not UTF-8, and an index
-// entry over about 2.7 KB is refused. SQLite would keep them; both stores
-// mend them alike, so they answer alike.
-func validText(recs []journal.Record) []journal.Record {
-	return ValidText(recs)
-}
-
 // ValidText is what every store does to a batch before writing it: recs
 // with every text valid UTF-8, free of NUL and within its length bound (a
-// copy if any record needs mending, else recs itself).
+// copy if any record needs mending, else recs itself). Service and method
+// names, request ids and messages come from callers, and one record
+// PostgreSQL cannot take fails its whole batch: its text takes neither a
+// NUL nor bytes that are not UTF-8, and an index entry over about 2.7 KB is
+// refused. SQLite would keep them; both stores mend them alike, so they
+// answer alike.
 func ValidText(recs []journal.Record) []journal.Record {
 	var out []journal.Record
 	for i := range recs {
@@ -305,7 +295,7 @@ func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int
 		if err := del("received_us < "+p(1), olderThan.UnixMicro()); err != nil {
 			return total, err
 		}
-		if err := s.trimRollups(ctx, olderThan.UnixMicro()); err != nil {
+		if err := TrimRollups(ctx, s.DB, s.d.Placeholder, olderThan.UnixMicro()); err != nil {
 			return total, err
 		}
 	}
@@ -322,7 +312,7 @@ func (s *Store) Trim(ctx context.Context, olderThan time.Time, maxRows int) (int
 			if err := del(fmt.Sprintf("(received_us, run, seq) <= (%s, %s, %s)", p(1), p(2), p(3)), us, run, seq); err != nil {
 				return total, err
 			}
-			if err := s.trimRollups(ctx, us); err != nil {
+			if err := TrimRollups(ctx, s.DB, s.d.Placeholder, us); err != nil {
 				return total, err
 			}
 		}
@@ -415,7 +405,7 @@ func (s *Store) list(ctx context.Context, f journal.Filter, methods []string) (j
 	var q string
 	var args []any
 	if methods == nil {
-		w, err := s.filter(f, nil)
+		w, err := filter(f, s.d.Placeholder, nil)
 		if err != nil {
 			return journal.Page{}, err
 		}
@@ -426,7 +416,7 @@ func (s *Store) list(ctx context.Context, f journal.Filter, methods []string) (j
 		for i, m := range methods {
 			f := f
 			f.Method = m
-			w, err := s.filter(f, args)
+			w, err := filter(f, s.d.Placeholder, args)
 			if err != nil {
 				return journal.Page{}, err
 			}
@@ -442,7 +432,7 @@ func (s *Store) list(ctx context.Context, f journal.Filter, methods []string) (j
 	defer rows.Close()
 	var page journal.Page
 	for rows.Next() {
-		r, err := scan(rows)
+		r, err := ScanRecord(rows)
 		if err != nil {
 			return journal.Page{}, fmt.Errorf("journal: list: %w", err)
 		}
@@ -470,10 +460,6 @@ func Where(f journal.Filter, p func(int) string) (string, []any, error) {
 }
 
 // filter turns f into conditions whose parameters follow those in prior.
-func (s *Store) filter(f journal.Filter, prior []any) (*where, error) {
-	return filter(f, s.d.Placeholder, prior)
-}
-
 func filter(f journal.Filter, p func(int) string, prior []any) (*where, error) {
 	w := &where{p: p, args: prior}
 	if f.Service != "" {
@@ -515,7 +501,7 @@ func filter(f journal.Filter, p func(int) string, prior []any) (*where, error) {
 func (s *Store) Get(ctx context.Context, id journal.ID) (journal.Record, error) {
 	p := s.d.Placeholder
 	q := fmt.Sprintf(`SELECT %s FROM %s WHERE run = %s AND seq = %s`, strings.Join(Columns, ", "), Table, p(1), p(2))
-	r, err := scan(s.DB.QueryRowContext(ctx, q, id.Run, id.Seq))
+	r, err := ScanRecord(s.DB.QueryRowContext(ctx, q, id.Run, id.Seq))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, journal.ErrNotFound
 	}
