@@ -232,31 +232,23 @@ func (s *Store) backfill(ctx context.Context) error {
 	_, err = s.inTx(ctx, func(_ *sql.Conn, tx *sql.Tx) (int, error) {
 		for after := int64(0); ; {
 			var finals []*journal.Record
-			rows, err := tx.QueryContext(ctx, `SELECT id, run, data FROM domo_journal_segments WHERE id > ? ORDER BY id LIMIT 16`, after)
-			if err != nil {
-				return 0, err
-			}
-			for rows.Next() {
-				var run int64
-				var data []byte
-				if err := rows.Scan(&after, &run, &data); err != nil {
-					rows.Close()
-					return 0, err
-				}
+			read := 0
+			err := eachSegment(ctx, tx, `id > ? ORDER BY id LIMIT 16`, []any{after}, func(id, run int64, data []byte) error {
+				after, read = id, read+1
 				recs, err := decodeSegment(run, data, nil)
 				if err != nil {
-					rows.Close()
-					return 0, err
+					s.unreadable(id, err)
+					return nil
 				}
 				for i := range recs {
 					finals = append(finals, &recs[i])
 				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+				return nil
+			})
+			if err != nil {
 				return 0, err
 			}
-			if len(finals) == 0 {
+			if read == 0 {
 				return 0, nil
 			}
 			if err := sqlstore.AddRollups(ctx, tx, placeholder, finals); err != nil {

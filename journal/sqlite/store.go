@@ -125,6 +125,31 @@ func lastOfEach(recs []journal.Record) []*journal.Record {
 // across every segment written since.
 const seqGap = 1 << 12
 
+// eachSegment calls fn with the id, run and data of every segment that
+// where (a condition on domo_journal_segments, with args) selects, until fn
+// returns an error.
+func eachSegment(ctx context.Context, q sqlstore.Querier, where string, args []any, fn func(id, run int64, data []byte) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT id, run, data FROM domo_journal_segments WHERE `+where, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, run int64
+		var data []byte
+		if err := rows.Scan(&id, &run, &data); err != nil {
+			return err
+		}
+		if err := fn(id, run, data); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// errFound ends an eachSegment early.
+var errFound = errors.New("found")
+
 // inSegments returns which of recs are in a segment, with its id.
 func (s *Store) inSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Record) (map[journal.ID]int64, error) {
 	found := make(map[journal.ID]int64)
@@ -142,31 +167,20 @@ func (s *Store) inSegments(ctx context.Context, tx *sql.Tx, recs []*journal.Reco
 			lo, hi := seqs[0], seqs[n-1]
 			want := seqs[:n]
 			seqs = seqs[n:]
-			rows, err := tx.QueryContext(ctx, `SELECT id, data FROM domo_journal_segments
-				WHERE run = ? AND max_seq >= ? AND min_seq <= ?`, run, lo, hi)
-			if err != nil {
-				return nil, err
-			}
-			for rows.Next() {
-				var id int64
-				var data []byte
-				if err := rows.Scan(&id, &data); err != nil {
-					rows.Close()
-					return nil, err
-				}
+			err := eachSegment(ctx, tx, `run = ? AND max_seq >= ? AND min_seq <= ?`, []any{run, lo, hi}, func(id, run int64, data []byte) error {
 				keys, err := segmentKeys(data)
 				if err != nil {
 					s.unreadable(id, err) // holds nothing this write can move
-					continue
+					return nil
 				}
 				for _, k := range keys {
 					if _, ok := slices.BinarySearch(want, k.seq); ok {
 						found[journal.ID{Run: run, Seq: k.seq}] = id
 					}
 				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+				return nil
+			})
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -317,29 +331,22 @@ func (s *Store) Get(ctx context.Context, id journal.ID) (journal.Record, error) 
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		rows, err := q.QueryContext(ctx, `SELECT id, data FROM domo_journal_segments WHERE run = ? AND max_seq >= ? AND min_seq <= ?`,
-			id.Run, id.Seq, id.Seq)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var seg int64
-			var data []byte
-			if err := rows.Scan(&seg, &data); err != nil {
-				return err
-			}
-			recs, err := decodeSegment(id.Run, data, func(k segKey) bool { return k.seq == id.Seq })
+		err = eachSegment(ctx, q, `run = ? AND max_seq >= ? AND min_seq <= ?`, []any{id.Run, id.Seq, id.Seq}, func(seg, run int64, data []byte) error {
+			recs, err := decodeSegment(run, data, func(k segKey) bool { return k.seq == id.Seq })
 			if err != nil {
 				s.unreadable(seg, err)
-				continue
+				return nil
 			}
 			if len(recs) > 0 {
 				r = recs[0]
-				return nil
+				return errFound
 			}
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		switch {
+		case errors.Is(err, errFound):
+			return nil
+		case err != nil:
 			return err
 		}
 		return journal.ErrNotFound
@@ -680,30 +687,20 @@ func (s *Store) eachFinal(ctx context.Context, q sqlstore.Querier, f journal.Fil
 	if f.Service != "" {
 		conds, args = append(conds, "instr(names, ?) > 0"), append(args, namePattern(f.Service, f.Method))
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, data FROM domo_journal_segments WHERE `+strings.Join(conds, " AND "), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
 	var ts []tally
-	for rows.Next() {
-		var id int64
-		var data []byte
-		if err := rows.Scan(&id, &data); err != nil {
-			return err
-		}
+	return eachSegment(ctx, q, strings.Join(conds, " AND "), args, func(id, _ int64, data []byte) error {
 		// Gathered first: a segment found unreadable half-way counts for
 		// nothing.
 		ts = ts[:0]
 		if err := tallySegment(data, func(t tally) { ts = append(ts, t) }); err != nil {
 			s.unreadable(id, err)
-			continue
+			return nil
 		}
 		for _, t := range ts {
 			fn(t)
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // Trim deletes by age, then by count: whole segments where it can, the

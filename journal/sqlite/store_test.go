@@ -319,6 +319,24 @@ func TestUnreadableSegment(t *testing.T) {
 	if s.Unreadable() != 1 {
 		t.Errorf("Unreadable = %d; want 1", s.Unreadable())
 	}
+	// Reopened without rollups (they are built from the segments), the
+	// bad segment is skipped, not a reason to refuse the journal.
+	var seq int
+	var name, path string
+	if err := s.DB.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.ExecContext(ctx, `DELETE FROM domo_journal_minutes`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = sqlite.Open(ctx, path); err != nil {
+		t.Fatalf("Open with a bad segment and no rollups = %v", err)
+	}
+	defer s.Close()
+	if sum, err := s.Summary(ctx, journal.Window{}); err != nil || sum.Completed != 21 {
+		t.Errorf("Summary after the rollups were rebuilt = %+v, %v; want the 21 readable", sum, err)
+	}
 	// A trim by age whose edge falls inside the bad segment deletes it whole.
 	n, err := s.Trim(ctx, base.Add(1500*time.Millisecond), 0)
 	if err != nil {
