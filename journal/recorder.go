@@ -172,8 +172,8 @@ func (r *Recorder) RunID() int64 { return r.run }
 // Run reads events until ctx ends or events is closed, then writes what
 // it holds (for up to 10 s) and returns. It blocks; call it once. The
 // channel is the one given to broker.Config.Events; give it a generous
-// buffer (10,000 or more) so that bursts wait there, not in the broker's
-// drop counter.
+// buffer (10,000 or more, and at least busyPause's worth of events) so
+// that bursts wait there, not in the broker's drop counter.
 func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("journal: Recorder.Run called twice")
@@ -213,7 +213,7 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 		case e, ok := <-in:
 			if ok {
 				r.fold(e)
-				ok = r.drain(events)
+				_, ok = r.drain(events)
 			}
 			if !ok {
 				r.handOff(nil, true)
@@ -222,12 +222,12 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 			busy = true
 		case <-paused:
 			pausing = false
-			n := r.events.Load()
-			if !r.drain(events) {
+			n, ok := r.drain(events)
+			if !ok {
 				r.handOff(nil, true)
 				return nil
 			}
-			busy = r.events.Load() > n
+			busy = n > 0
 		case <-tick.C:
 			if len(r.batch) > 0 {
 				r.handOff(nil, false)
@@ -261,31 +261,30 @@ func (r *Recorder) Run(ctx context.Context, events <-chan broker.Event) error {
 const busyPause = 5 * time.Millisecond
 
 // drain folds every event queued in events, handing the batch off (if the
-// writer is idle) each time it is full; it reports false if events is
-// closed.
-func (r *Recorder) drain(events <-chan broker.Event) bool {
+// writer is idle) when it is full, and returns how many it folded; open
+// is false if events is closed.
+func (r *Recorder) drain(events <-chan broker.Event) (n int, open bool) {
+	full := func() bool { return len(r.batch) >= r.cfg.BatchSize }
 	for {
-		for n := 0; n < foldBurst; n++ {
-			select {
-			case e, ok := <-events:
-				if !ok {
-					return false
-				}
-				r.fold(e)
-			default:
-				if len(r.batch) >= r.cfg.BatchSize {
-					r.handOff(nil, false)
-				}
-				return true
+		select {
+		case e, ok := <-events:
+			if !ok {
+				return n, false
 			}
-		}
-		if len(r.batch) >= r.cfg.BatchSize {
-			r.handOff(nil, false)
+			r.fold(e)
+			if n++; n%foldBurst == 0 && full() {
+				r.handOff(nil, false)
+			}
+		default:
+			if full() {
+				r.handOff(nil, false)
+			}
+			return n, true
 		}
 	}
 }
 
-// foldBurst is how many queued events Run folds before it looks at the
+// foldBurst is how many queued events drain folds between looks at the
 // batch's size.
 const foldBurst = 256
 
