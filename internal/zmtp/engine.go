@@ -241,7 +241,6 @@ func (r *engine) add(fd int, events uint32) error {
 func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 	dst = dst[:0]
 	for r.qhead == len(r.queue) {
-		r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
 		// One look at the epoll set a turn (between Flushes) sees every
 		// descriptor ready at that moment, unless the look came back full:
 		// what became ready since makes Fd readable again (level-triggered),
@@ -250,10 +249,7 @@ func (r *engine) Recv(dst [][]byte) ([][]byte, error) {
 		if r.looks >= 8 || (r.looks > 0 && !r.lookFull) {
 			return dst, ErrAgain
 		}
-		r.looks++
-		n := r.poll()
-		r.lookFull = n == len(r.events)
-		if n == 0 {
+		if n, _ := r.look(0); n == 0 {
 			return dst, ErrAgain
 		}
 	}
@@ -284,10 +280,7 @@ func (r *engine) Look() bool {
 	if r.qhead < len(r.queue) {
 		return true
 	}
-	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
-	r.looks++
-	n := r.poll()
-	r.lookFull = n == len(r.events)
+	n, _ := r.look(0)
 	return n > 0
 }
 
@@ -324,32 +317,42 @@ func (r *engine) LookWait(timeout time.Duration) (others, watched bool, err erro
 	if r.qhead < len(r.queue) {
 		return true, false, nil
 	}
-	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
 	ms := -1
 	if timeout >= 0 {
 		ms = int(min((timeout+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 	}
-	n, err := syscall.EpollWait(r.epfd, r.events[:], ms)
-	switch {
-	case err == syscall.EINTR:
-		n = 0
-	case err != nil:
-		return false, false, fmt.Errorf("zmtp: epoll_wait: %w", err)
+	n, err := r.look(ms)
+	if err != nil {
+		return false, false, err
+	}
+	others = n > 1 || (n == 1 && !r.watchedReady)
+	return others, r.watchedReady, nil
+}
+
+// look is the turn's next look at the epoll set, its queue empty: it waits
+// up to ms milliseconds (0: not at all, a raw system call; -1: until
+// something is ready), handles what is ready, and returns how many
+// descriptors were. An error is epoll_wait's, never EINTR (nothing ready).
+func (r *engine) look(ms int) (int, error) {
+	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
+	var n int
+	var err error
+	if ms == 0 {
+		var errno syscall.Errno
+		if n, errno = nbio.Poll(r.epfd, r.events[:]); errno != 0 && errno != syscall.EINTR {
+			err = errno
+		}
+	} else if n, err = syscall.EpollWait(r.epfd, r.events[:], ms); err == syscall.EINTR {
+		n, err = 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("zmtp: epoll_wait: %w", err)
 	}
 	r.looks++
 	r.lookFull = n == len(r.events)
 	r.watchedReady = false
 	r.handle(r.events[:n])
-	others = n > 1 || (n == 1 && !r.watchedReady)
-	return others, r.watchedReady, nil
-}
-
-// poll handles what the epoll set reports ready, without waiting, and
-// returns how many descriptors it found ready.
-func (r *engine) poll() int {
-	n, _ := nbio.Poll(r.epfd, r.events[:])
-	r.handle(r.events[:n])
-	return n
+	return n, nil
 }
 
 // handle handles ready descriptors, as the epoll set reported them.

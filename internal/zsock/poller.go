@@ -79,6 +79,9 @@ func NewBlockingPoller(sockets ...*Socket) *Poller {
 func newPoller(sockets []*Socket, blocking bool) *Poller {
 	p := &Poller{sockets: sockets, ready: make([]bool, len(sockets)), signaled: make([]bool, len(sockets)),
 		fds: make([]int32, len(sockets)), epfd: -1, wakefd: -1, direct: -1}
+	for i := range p.fds {
+		p.fds[i] = -1
+	}
 	p.err = p.init(blocking)
 	return p
 }
@@ -96,7 +99,6 @@ func (p *Poller) init(blocking bool) error {
 	}
 	p.epfd = epfd
 	for i, s := range p.sockets {
-		p.fds[i] = -1
 		if s.waker != nil {
 			continue
 		}
@@ -177,9 +179,6 @@ func (p *Poller) initDirect(i int) error {
 		return fmt.Errorf("zsock: dup: %w", errno)
 	}
 	p.direct = i
-	for j := range p.fds {
-		p.fds[j] = -1
-	}
 	return p.park(int(fd))
 }
 
@@ -197,9 +196,6 @@ func (p *Poller) initDirectBlocking(i int) error {
 		return fmt.Errorf("zsock: %w", err)
 	}
 	p.direct = i
-	for j := range p.fds {
-		p.fds[j] = -1
-	}
 	p.attachWakers()
 	return nil
 }
