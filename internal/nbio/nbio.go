@@ -13,11 +13,41 @@ import (
 
 // Poll returns the events ready in the epoll set epfd, without waiting.
 func Poll(epfd int, events []syscall.EpollEvent) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	return Wait(epfd, events, 0)
+}
+
+// MaxRawWait is the longest wait, in milliseconds, that Wait makes as a raw
+// system call.
+const MaxRawWait = 5
+
+// Wait returns the events ready in the epoll set epfd, waiting up to ms
+// milliseconds (forever if negative) for one. A wait of up to MaxRawWait is
+// a raw system call: the thread keeps its P (Go's right to run code)
+// meanwhile, which only a dedicated thread should do, and no longer than
+// the runtime would leave it be (sysmon takes back a P after 10 ms in a
+// system call, and preempts a goroutine after 10 ms running). A signal (the
+// runtime's preemption among them) ends the wait early with EINTR. A longer
+// wait tells the scheduler, as syscall.EpollWait does.
+func Wait(epfd int, events []syscall.EpollEvent, ms int) (int, syscall.Errno) {
+	if ms < 0 || ms > MaxRawWait {
+		n, err := syscall.EpollWait(epfd, events, ms)
+		if err != nil {
+			return 0, err.(syscall.Errno)
+		}
+		return n, 0
+	}
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(n), 0
+}
+
+// Modify sets the events epoll set epfd watches fd for (EPOLL_CTL_MOD).
+func Modify(epfd, fd int, events uint32) syscall.Errno {
+	ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), syscall.EPOLL_CTL_MOD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	return errno
 }
 
 // Read reads from the non-blocking descriptor fd into b.

@@ -330,23 +330,14 @@ func (r *engine) LookWait(timeout time.Duration) (others, watched bool, err erro
 }
 
 // look is the turn's next look at the epoll set, its queue empty: it waits
-// up to ms milliseconds (0: not at all, a raw system call; -1: until
-// something is ready), handles what is ready, and returns how many
+// up to ms milliseconds (-1: until something is ready; see nbio.Wait for
+// which waits keep the thread's P), handles what is ready, and returns how many
 // descriptors were. An error is epoll_wait's, never EINTR (nothing ready).
 func (r *engine) look(ms int) (int, error) {
 	r.queue, r.qhead, r.sizes = r.queue[:0], 0, r.sizes[:0]
-	var n int
-	var err error
-	if ms == 0 {
-		var errno syscall.Errno
-		if n, errno = nbio.Poll(r.epfd, r.events[:]); errno != 0 && errno != syscall.EINTR {
-			err = errno
-		}
-	} else if n, err = syscall.EpollWait(r.epfd, r.events[:], ms); err == syscall.EINTR {
-		n, err = 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("zmtp: epoll_wait: %w", err)
+	n, errno := nbio.Wait(r.epfd, r.events[:], ms)
+	if errno != 0 && errno != syscall.EINTR {
+		return 0, fmt.Errorf("zmtp: epoll_wait: %w", errno)
 	}
 	r.looks++
 	r.lookFull = n == len(r.events)

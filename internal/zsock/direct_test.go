@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/domo-framework/domo/internal/nbio"
 )
 
 // TestDirectStaleWatchedFd: after a direct blocking poller is closed,
@@ -264,6 +267,149 @@ func TestDirectStress(t *testing.T) {
 			case err := <-rdone:
 				t.Fatalf("router: %v", err)
 			default:
+			}
+		})
+	}
+}
+
+// TestBlockingPollerParks: a blocking poller whose loop is quiet for longer
+// than blockFor parks its goroutine on its park set, armed for that wait
+// only; a message, a Wake and the deadline each end the parked wait, and
+// the park set is disarmed again afterwards (else every message would also
+// wake the runtime's poller thread), both direct (a native router and a
+// Waker) and nested (two native routers and a Waker).
+func TestBlockingPollerParks(t *testing.T) {
+	for _, nested := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nested=%v", nested), func(t *testing.T) {
+			r, err := NewNativeRouter(Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ep, err := r.Bind("tcp://127.0.0.1:*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sockets := []*Socket{r}
+			if nested {
+				r2, err := NewNativeRouter(Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r2.Close()
+				sockets = append(sockets, r2)
+			}
+			waker, _ := NewWaker()
+			sockets = append(sockets, waker.Socket())
+			wi := len(sockets) - 1
+			p := NewBlockingPoller(sockets...).Eager()
+			defer p.Close()
+			if (p.direct >= 0) == nested {
+				t.Fatalf("direct = %d with nested = %v", p.direct, nested)
+			}
+			d, err := NewDealer(Options{Identity: "d"}, false) // libzmq's: it sends by itself
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Connect(ep); err != nil {
+				t.Fatal(err)
+			}
+			send := func(body string) error { // once connected (Immediate)
+				for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(time.Millisecond) {
+					if err := d.Send([][]byte{[]byte(body)}, false); !errors.Is(err, ErrAgain) {
+						return err
+					}
+				}
+				return errors.New("dealer not connected within 5 s")
+			}
+			wait := func(timeout time.Duration) []bool {
+				t.Helper()
+				ready, err := p.Wait(timeout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ready
+			}
+			settle := func() { // read the routers until nothing is left (Eager)
+				t.Helper()
+				for _, s := range sockets[:wi] {
+					for {
+						if _, err := s.Recv(nil, false); errors.Is(err, ErrAgain) {
+							break
+						} else if err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			later := func(f func()) chan struct{} {
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					time.Sleep(4 * blockFor)
+					f()
+				}()
+				return done
+			}
+
+			// A message while parked.
+			var sendErr error
+			sent := later(func() { sendErr = send("hello") })
+			got := false
+			for start := time.Now(); !got && time.Since(start) < 5*time.Second; {
+				if wait(5 * time.Second)[0] {
+					msg, err := r.Recv(nil, false)
+					got = err == nil && string(msg[len(msg)-1]) == "hello"
+					settle()
+				}
+			}
+			<-sent
+			if !got || sendErr != nil {
+				t.Fatalf("no message within 5 s (send: %v)", sendErr)
+			}
+			parks := p.parks
+			if parks == 0 {
+				t.Fatal("the poller never parked")
+			}
+
+			// A Wake while parked.
+			woke := later(waker.Wake)
+			for start := time.Now(); !wait(5 * time.Second)[wi]; {
+				if time.Since(start) > 5*time.Second {
+					t.Fatal("no wake within 5 s")
+				}
+				settle()
+			}
+			<-woke
+			waker.Drain()
+			if p.parks == parks {
+				t.Fatal("the poller did not park before the Wake")
+			}
+
+			// The deadline while parked.
+			parks = p.parks
+			start := time.Now()
+			for time.Since(start) < 8*blockFor {
+				wait(8*blockFor - time.Since(start))
+				settle()
+			}
+			if p.parks == parks {
+				t.Fatal("the poller did not park before its deadline")
+			}
+
+			// Disarmed: a message waiting in the set the thread waits on
+			// leaves the park set, which Go's poller watches, quiet.
+			if err := send("again"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(4 * blockFor)
+			var events [4]syscall.EpollEvent
+			if n, errno := nbio.Poll(p.parkfd, events[:]); n != 0 || errno != 0 {
+				t.Fatalf("park set between waits: %d events (%v); want none", n, errno)
+			}
+			if n, _ := nbio.Poll(p.waitSet(), events[:]); n == 0 {
+				t.Fatal("the set waited on has nothing ready: the test proves nothing")
 			}
 		})
 	}

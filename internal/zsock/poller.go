@@ -43,12 +43,14 @@ type Poller struct {
 	signaled []bool   // ready in the last look at the epoll set (or, direct, the socket's Look)
 	fds      []int32  // each socket's ZMQ_FD or nested set in the epoll set; -1 for a Waker's, and all -1 when direct
 	eager    bool     // Eager: ready means "may be readable"
-	epfd     int      // the poller's epoll set; -1 when direct
-	file     *os.File // the epoll set (direct: a copy of the socket's set's descriptor), registered with Go's poller
+	epfd     int      // a blocking poller's epoll set, when not direct; -1 otherwise
+	file     *os.File // the set the goroutine parks on (direct: a copy of the socket's; blocking: the park set), registered with Go's poller
 	raw      syscall.RawConn
 	events   [8]syscall.EpollEvent
 	err      error // from construction, returned by Wait
 	wakefd   int   // a blocking poller's eventfd, in the epoll set (direct: in the socket's), that interrupt writes to; -1 if not blocking
+	parkfd   int   // a blocking poller's park set (file's descriptor); -1 if not blocking
+	parks    int   // how many times a blocking poller parked (for tests)
 	direct   int   // the one native socket a direct poller waits on (see init); -1 if not direct
 }
 
@@ -67,18 +69,19 @@ func NewPoller(sockets ...*Socket) *Poller {
 // thread must notice the file, ready the goroutine and wake a thread to
 // run it, while a thread blocked in epoll_wait just returns (figures in
 // docs/benchmarks.md, "Low load"). It costs an OS thread for as long as
-// the loop runs, and the thread keeps
-// its P (Go's right to run code) while it waits, until the runtime takes
-// it back, which starves other goroutines where they need every P: it
+// the loop runs, and the thread keeps its P (Go's right to run code) while
+// it waits, which starves other goroutines where they need every P: it
 // suits the one busy loop of a process that has little else to run (the
-// broker of domo broker), not one per client.
+// broker of domo broker), not one per client. A wait that finds nothing
+// for blockFor (5 ms) parks the goroutine after all, so that a quiet
+// process is idle to the runtime too.
 func NewBlockingPoller(sockets ...*Socket) *Poller {
 	return newPoller(sockets, true)
 }
 
 func newPoller(sockets []*Socket, blocking bool) *Poller {
 	p := &Poller{sockets: sockets, ready: make([]bool, len(sockets)), signaled: make([]bool, len(sockets)),
-		fds: make([]int32, len(sockets)), epfd: -1, wakefd: -1, direct: -1}
+		fds: make([]int32, len(sockets)), epfd: -1, wakefd: -1, parkfd: -1, direct: -1}
 	for i := range p.fds {
 		p.fds[i] = -1
 	}
@@ -124,31 +127,51 @@ func (p *Poller) init(blocking bool) error {
 		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wakefd, &ev); err != nil {
 			return fmt.Errorf("zsock: epoll_ctl: %w", err)
 		}
-		p.attachWakers()
-		return nil
+		return p.initParkSet()
 	}
-	return p.park(epfd) // the file owns epfd from here (Close closes one or the other)
+	p.epfd = -1
+	return p.park(epfd) // the file owns epfd from here
+}
+
+// dupFd returns a copy of descriptor fd (close-on-exec).
+func dupFd(fd int) (int, error) {
+	dup, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return -1, fmt.Errorf("zsock: dup: %w", errno)
+	}
+	return int(dup), nil
 }
 
 // park hands epoll set fd to Go's poller as p's file (which closes it), and
 // attaches p's Wakers.
 func (p *Poller) park(fd int) error {
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return fmt.Errorf("zsock: epoll nonblock: %w", err)
-	}
-	p.file = os.NewFile(uintptr(fd), "zsock-poller")
 	var err error
-	if p.raw, err = p.file.SyscallConn(); err != nil {
-		return fmt.Errorf("zsock: poller: %w", err)
-	}
-	// An arbitrary past deadline must interrupt a wait, which only works on
-	// a file the runtime polls.
-	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
-		return fmt.Errorf("zsock: poller is not pollable: %w", err)
+	if p.file, p.raw, err = pollable(fd); err != nil {
+		return err
 	}
 	p.attachWakers()
 	return nil
+}
+
+// pollable hands epoll set fd to Go's poller as a file, which closes it
+// (also on error).
+func pollable(fd int) (*os.File, syscall.RawConn, error) {
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, nil, fmt.Errorf("zsock: epoll nonblock: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "zsock-poller")
+	raw, err := f.SyscallConn()
+	if err == nil {
+		// An arbitrary past deadline must interrupt a wait, which only
+		// works on a file the runtime polls.
+		err = f.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("zsock: poller is not pollable: %w", err)
+	}
+	return f, raw, nil
 }
 
 // directSocket returns the index of the one native socket among sockets
@@ -174,12 +197,12 @@ func directSocket(sockets []*Socket) int {
 // at its set (Look), which is the look Recv would make anyway. A turn then
 // costs one epoll_wait instead of two, and a wake-up one instead of three.
 func (p *Poller) initDirect(i int) error {
-	fd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p.sockets[i].native.Fd()), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return fmt.Errorf("zsock: dup: %w", errno)
+	fd, err := dupFd(p.sockets[i].native.Fd())
+	if err != nil {
+		return err
 	}
 	p.direct = i
-	return p.park(int(fd))
+	return p.park(fd)
 }
 
 // initDirectBlocking makes blocking poller p wait in native socket i's own
@@ -196,8 +219,26 @@ func (p *Poller) initDirectBlocking(i int) error {
 		return fmt.Errorf("zsock: %w", err)
 	}
 	p.direct = i
-	p.attachWakers()
-	return nil
+	return p.initParkSet()
+}
+
+// initParkSet gives blocking poller p the set its goroutine parks on when
+// the loop is quiet (see block): a set of its own, registered with Go's
+// poller, holding the set p's thread waits on, disarmed (no events) but
+// while p parks. It is made while the set waited on holds few descriptors:
+// adding one epoll set to another costs a walk of everything in it.
+func (p *Poller) initParkSet() error {
+	q, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("zsock: epoll_create: %w", err)
+	}
+	ev := syscall.EpollEvent{Fd: int32(p.waitSet())}
+	if err := syscall.EpollCtl(q, syscall.EPOLL_CTL_ADD, p.waitSet(), &ev); err != nil {
+		syscall.Close(q)
+		return fmt.Errorf("zsock: epoll_ctl: %w", err)
+	}
+	p.parkfd = q
+	return p.park(q)
 }
 
 // attachWakers comes last in init: Wake may use p from then on.
@@ -243,8 +284,9 @@ func (p *Poller) Close() error {
 	var err error
 	if p.file != nil {
 		err = p.file.Close()
-	} else if p.epfd >= 0 {
-		err = syscall.Close(p.epfd)
+	}
+	if p.epfd >= 0 {
+		err = errors.Join(err, syscall.Close(p.epfd))
 	}
 	p.file, p.epfd = nil, -1
 	return err
@@ -361,49 +403,98 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 	}
 }
 
-// block waits in epoll_wait until a socket's ZMQ_FD or the eventfd fires
-// (direct: in the socket's set, through LookWait), or until deadline (if
-// timed).
+// blockFor is how long a blocking poller's thread waits in epoll_wait
+// before it parks the goroutine in Go's poller instead (nbio.MaxRawWait:
+// the wait is a raw system call). A loop that waits that long is not busy:
+// parked, it leaves the runtime with every P idle, so sysmon sleeps rather
+// than waking every 20 µs..10 ms to take back the P of a thread blocked in
+// a system call, which was a third of an idle broker's CPU.
+const blockFor = nbio.MaxRawWait * time.Millisecond
+
+// block waits until a socket is ready or a Waker wakes p, or until deadline
+// (if timed): blockFor in epoll_wait (direct: in the socket's set, through
+// LookWait), then parked in Go's poller.
 func (p *Poller) block(deadline time.Time, timed bool) error {
 	if p.wakerPending() {
 		return nil
 	}
+	wait := blockFor
+	if timed {
+		wait = min(wait, max(0, time.Until(deadline)))
+	}
+	if got, err := p.look(wait); got || err != nil || wait < blockFor {
+		return err
+	}
+	// Parked, on the park set, armed for this wait only: armed for good, it
+	// would wake the runtime's poller thread each time the set became ready
+	// while this thread waited on it itself.
+	if errno := nbio.Modify(p.parkfd, p.waitSet(), syscall.EPOLLIN); errno != 0 {
+		return fmt.Errorf("zsock: arm: %w", errno)
+	}
+	defer nbio.Modify(p.parkfd, p.waitSet(), 0)
+	p.parks++
+	if err := p.file.SetReadDeadline(deadline); err != nil { // the zero time if untimed: none
+		return fmt.Errorf("zsock: poller deadline: %w", err)
+	}
+	var lookErr error
+	err := p.raw.Read(func(uintptr) bool {
+		// An empty look leaves the set with nothing ready: anything that
+		// arrives after it (the eventfd of a Wake among them) makes the
+		// set readable.
+		got, err := p.look(0)
+		lookErr = err
+		return got || err != nil
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("zsock: poll: %w", err)
+	}
+	return lookErr
+}
+
+// waitSet is the epoll set a blocking poller's thread waits on.
+func (p *Poller) waitSet() int {
 	if p.direct >= 0 {
-		wait := time.Duration(-1)
-		if timed {
-			wait = max(0, time.Until(deadline))
-		}
+		return p.sockets[p.direct].native.Fd()
+	}
+	return p.epfd
+}
+
+// look is a blocking poller's look at the set it waits on, waiting up to
+// wait: it marks the sockets signaled, resets the eventfd if it fired, and
+// reports whether anything was ready.
+func (p *Poller) look(wait time.Duration) (bool, error) {
+	ms := int((wait + time.Millisecond - 1) / time.Millisecond)
+	if p.direct >= 0 {
 		others, woke, err := p.sockets[p.direct].native.LookWait(wait)
 		if err != nil {
-			return fmt.Errorf("zsock: poll: %w", err)
+			return false, fmt.Errorf("zsock: poll: %w", err)
 		}
 		if woke {
-			var count [8]byte
-			_, _ = syscall.Read(p.wakefd, count[:]) // reset it; the Waker's flag says what happened
+			p.resetWake()
 		}
 		if others {
 			p.signaled[p.direct] = true
 		}
-		return nil
+		return others || woke, nil
 	}
-	ms := -1
-	if timed {
-		ms = int((time.Until(deadline) + time.Millisecond - 1) / time.Millisecond)
+	n, errno := nbio.Wait(p.epfd, p.events[:], ms)
+	if errno != 0 && errno != syscall.EINTR {
+		return false, fmt.Errorf("zsock: poll: %w", errno)
 	}
-	n, err := syscall.EpollWait(p.epfd, p.events[:], ms)
-	if err != nil && err != syscall.EINTR {
-		return fmt.Errorf("zsock: poll: %w", err)
-	}
-	for _, ev := range p.events[:max(n, 0)] {
+	for _, ev := range p.events[:n] {
 		if int(ev.Fd) == p.wakefd {
-			var count [8]byte
-			_, _ = syscall.Read(p.wakefd, count[:]) // reset it; the Waker's flag says what happened
+			p.resetWake()
 		}
 	}
-	if n > 0 {
-		p.signal(p.events[:n])
-	}
-	return nil
+	p.signal(p.events[:n])
+	return n > 0, nil
+}
+
+// resetWake reads the eventfd's count, so that it is not readable until the
+// next Wake; the Waker's flag says what happened.
+func (p *Poller) resetWake() {
+	var count [8]byte
+	_, _ = nbio.Read(p.wakefd, count[:])
 }
 
 func (p *Poller) wakerPending() bool {
