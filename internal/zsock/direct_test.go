@@ -21,15 +21,7 @@ import (
 // In the broker: peers gone (direct blocking poller), peers back (nested
 // poller), a client connects.
 func TestDirectStaleWatchedFd(t *testing.T) {
-	r, err := NewNativeRouter(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ep, err := r.Bind("tcp://127.0.0.1:*")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, ep := boundRouter(t)
 	d, err := NewNativeDealer(Options{Identity: "d", ReconnectIvl: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -122,15 +114,7 @@ func TestDirectLookWaitError(t *testing.T) {
 func TestDirectStress(t *testing.T) {
 	for _, blocking := range []bool{false, true} {
 		t.Run(fmt.Sprintf("blocking=%v", blocking), func(t *testing.T) {
-			r, err := NewNativeRouter(Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			ep, err := r.Bind("tcp://127.0.0.1:*")
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, ep := boundRouter(t)
 			d, err := NewNativeDealer(Options{Identity: "d", HeartbeatIvl: 2 * time.Millisecond, HeartbeatTimeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -281,15 +265,7 @@ func TestDirectStress(t *testing.T) {
 func TestBlockingPollerParks(t *testing.T) {
 	for _, nested := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nested=%v", nested), func(t *testing.T) {
-			r, err := NewNativeRouter(Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			ep, err := r.Bind("tcp://127.0.0.1:*")
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, ep := boundRouter(t)
 			sockets := []*Socket{r}
 			if nested {
 				r2, err := NewNativeRouter(Options{})
@@ -413,4 +389,20 @@ func TestBlockingPollerParks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// boundRouter returns a native router bound to a free port on 127.0.0.1,
+// and its endpoint; it is closed when the test ends.
+func boundRouter(t *testing.T) (*Socket, string) {
+	t.Helper()
+	r, err := NewNativeRouter(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	ep, err := r.Bind("tcp://127.0.0.1:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, ep
 }
