@@ -406,3 +406,28 @@ func boundRouter(t *testing.T) (*Socket, string) {
 	}
 	return r, ep
 }
+
+// TestWaitAllocatesNothing: a wait that parks allocates nothing (its look
+// at the set, handed to Go's poller, is made once), parked or blocking.
+func TestWaitAllocatesNothing(t *testing.T) {
+	r, _ := boundRouter(t)
+	waker, _ := NewWaker()
+	for _, p := range []*Poller{NewPoller(r, waker.Socket()), NewBlockingPoller(r, waker.Socket())} {
+		if _, err := p.Wait(0); err != nil { // the router's first look
+			t.Fatal(err)
+		}
+		r.Recv(nil, false) // settles it
+		wait := 2 * time.Millisecond
+		if p.wakefd >= 0 {
+			wait = blockFor + time.Millisecond // past the thread's wait, into the park
+		}
+		if n := testing.AllocsPerRun(10, func() {
+			if _, err := p.Wait(wait); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("blocking %v: %v allocations a Wait; want 0", p.wakefd >= 0, n)
+		}
+		p.Close()
+	}
+}

@@ -51,7 +51,12 @@ type Poller struct {
 	wakefd   int   // a blocking poller's eventfd, in the epoll set (direct: in the socket's), that interrupt writes to; -1 if not blocking
 	parkfd   int   // a blocking poller's park set (file's descriptor); -1 if not blocking
 	parks    int   // how many times a blocking poller parked (for tests)
-	direct   int   // the one native socket a direct poller waits on (see init); -1 if not direct
+	parkErr  error // lookBlocked's error
+
+	// lookParked and lookBlocked as funcs, made once: a method value made
+	// at each wait would be allocated at each wait.
+	parkedLook, blockedLook func(uintptr) bool
+	direct                  int // the one native socket a direct poller waits on (see init); -1 if not direct
 }
 
 // NewPoller returns a poller over the given sockets, each watched for input.
@@ -85,6 +90,7 @@ func newPoller(sockets []*Socket, blocking bool) *Poller {
 	for i := range p.fds {
 		p.fds[i] = -1
 	}
+	p.parkedLook, p.blockedLook = p.lookParked, p.lookBlocked
 	p.err = p.init(blocking)
 	return p
 }
@@ -381,22 +387,7 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 		if p.wakerPending() {
 			continue
 		}
-		err := p.raw.Read(func(fd uintptr) bool {
-			if p.direct >= 0 {
-				// An empty look leaves the socket's set with nothing ready:
-				// anything that arrives after it makes the set readable.
-				if p.sockets[p.direct].native.Look() {
-					p.signaled[p.direct] = true
-					return true
-				}
-				return false
-			}
-			n, errno := nbio.Poll(int(fd), p.events[:])
-			if n > 0 {
-				p.signal(p.events[:n])
-			}
-			return n > 0 || (errno != 0 && errno != syscall.EINTR)
-		})
+		err := p.raw.Read(p.parkedLook)
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("zsock: poll: %w", err)
 		}
@@ -410,6 +401,38 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 // than waking every 20 µs..10 ms to take back the P of a thread blocked in
 // a system call, which was a third of an idle broker's CPU.
 const blockFor = nbio.MaxRawWait * time.Millisecond
+
+// lookParked is a parking poller's look at its file, fd, before it parks
+// and each time Go's poller finds the file readable: it reports whether a
+// socket is ready.
+func (p *Poller) lookParked(fd uintptr) bool {
+	if p.direct >= 0 {
+		// An empty look leaves the socket's set with nothing ready:
+		// anything that arrives after it makes the set readable.
+		if p.sockets[p.direct].native.Look() {
+			p.signaled[p.direct] = true
+			return true
+		}
+		return false
+	}
+	n, errno := nbio.Poll(int(fd), p.events[:])
+	if n > 0 {
+		p.signal(p.events[:n])
+	}
+	return n > 0 || (errno != 0 && errno != syscall.EINTR)
+}
+
+// lookBlocked is a blocking poller's look at the set its thread waits on
+// while its goroutine is parked on the park set (see block); an error is
+// kept in p.parkErr.
+func (p *Poller) lookBlocked(uintptr) bool {
+	// An empty look leaves the set with nothing ready: anything that
+	// arrives after it (the eventfd of a Wake among them) makes the
+	// set readable.
+	got, err := p.look(0)
+	p.parkErr = err
+	return got || err != nil
+}
 
 // block waits until a socket is ready or a Waker wakes p, or until deadline
 // (if timed): blockFor in epoll_wait (direct: in the socket's set, through
@@ -436,19 +459,12 @@ func (p *Poller) block(deadline time.Time, timed bool) error {
 	if err := p.file.SetReadDeadline(deadline); err != nil { // the zero time if untimed: none
 		return fmt.Errorf("zsock: poller deadline: %w", err)
 	}
-	var lookErr error
-	err := p.raw.Read(func(uintptr) bool {
-		// An empty look leaves the set with nothing ready: anything that
-		// arrives after it (the eventfd of a Wake among them) makes the
-		// set readable.
-		got, err := p.look(0)
-		lookErr = err
-		return got || err != nil
-	})
+	p.parkErr = nil
+	err := p.raw.Read(p.blockedLook)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("zsock: poll: %w", err)
 	}
-	return lookErr
+	return p.parkErr
 }
 
 // waitSet is the epoll set a blocking poller's thread waits on.
