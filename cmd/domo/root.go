@@ -29,10 +29,11 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var level, format, cpuProfile string
+	var level, format, cpuProfile, memProfile string
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&format, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process to FILE")
+	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write an allocation profile of this process to FILE when it ends")
 	var stopProfile func()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		logger, err := newLogger(cmd.ErrOrStderr(), level, format)
@@ -47,10 +48,14 @@ func newRootCmd() *cobra.Command {
 		}
 		return nil
 	}
-	root.PersistentPostRun = func(*cobra.Command, []string) {
+	root.PersistentPostRunE = func(*cobra.Command, []string) error {
 		if stopProfile != nil {
 			stopProfile()
 		}
+		if memProfile != "" {
+			return writeAllocProfile(memProfile)
+		}
+		return nil
 	}
 	root.AddCommand(newBrokerCmd(), newCallCmd(), newServicesCmd(), newDocsCmd(), newDemoCmd(), newServeCmd(), newBenchCmd(), newGatewayCmd())
 	return root
@@ -71,6 +76,20 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// writeAllocProfile writes the allocations the process has made (pprof's
+// "allocs" profile: go tool pprof -sample_index=alloc_space) to path.
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
