@@ -541,6 +541,27 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestProfiles: --cpuprofile and --memprofile each leave a profile (gzipped
+// protobuf, as pprof writes them) when the command ends.
+func TestProfiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	r := run(t, "--cpuprofile", cpu, "--memprofile", mem, "bench", "--duration", "300ms", "--clients", "1", "--inflight", "1")
+	if r.code != 0 {
+		t.Fatalf("domo bench with profiles: exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	for _, path := range []string{cpu, mem} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: %d bytes, not a gzipped profile", filepath.Base(path), len(b))
+		}
+	}
+}
+
 // TestSeveralBrokers: --broker takes a comma-separated list, and the
 // commands fail over from a broker that is not there to one that is.
 func TestSeveralBrokers(t *testing.T) {
