@@ -30,7 +30,7 @@ func (w *Worker) serve(ctx context.Context, j *job) {
 			j.c.deliver(ctx, final)
 			return
 		}
-		final.frames = j.frames(mdp.Reply, body)
+		final.frames = j.finalFrames(body)
 		if err := w.opts.limits.Check(final.frames); err != nil {
 			w.log.Warn("worker: reply over the limits", "err", err)
 			e := domo.Errorf(domo.CodeTooLarge, "reply: %v", err)
@@ -61,13 +61,13 @@ func (w *Worker) answer(ctx context.Context, j *job) [][]byte {
 		e := domo.Errorf(domo.CodeInvalid, "not a domo envelope")
 		return errorBody(mdp.Headers{mdp.HeadersMagic}, e)
 	}
-	hdr := replyHeaders(env.Headers)
-	method := string(env.Method)
-	h := (*w.handlers.Load())[method]
-	if h == nil {
+	hdr := j.replyHeaders(env.Headers)
+	m, ok := (*w.handlers.Load())[string(env.Method)]
+	if !ok {
 		w.stats.failed.Add(1)
-		return errorBody(hdr, domo.Errorf(domo.CodeUnknownMethod, "service %q has no method %q", w.service, method))
+		return errorBody(hdr, domo.Errorf(domo.CodeUnknownMethod, "service %q has no method %q", w.service, env.Method))
 	}
+	method, h := m.name, m.h
 	if dl, ok := env.Headers.Deadline(); ok {
 		if !time.Now().Before(dl) {
 			w.stats.failed.Add(1)
@@ -104,7 +104,7 @@ func (w *Worker) answer(ctx context.Context, j *job) [][]byte {
 	}
 	w.stats.handled.Add(1)
 	env2 := mdp.OKReply(hdr, payload)
-	return env2.Append(make([][]byte, 0, 3))
+	return env2.Append(j.replyBody[:0])
 }
 
 // call runs the handler, turning a panic into an internal error.

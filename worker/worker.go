@@ -30,8 +30,8 @@ type Worker struct {
 	log     *slog.Logger
 	ready   [][]byte // the READY message, built by Run
 
-	handlers atomic.Pointer[map[string]Handler] // copy on write
-	methods  map[string]mdp.MethodContract      // guarded by mu
+	handlers atomic.Pointer[map[string]registered] // copy on write
+	methods  map[string]mdp.MethodContract         // guarded by mu
 	raw      atomic.Pointer[rawFunc]
 
 	mu        sync.Mutex // guards the fields below
@@ -73,9 +73,16 @@ func New(service string, opts ...Option) *Worker {
 		quit:    make(chan struct{}),
 	}
 	w.methods = map[string]mdp.MethodContract{}
-	empty := map[string]Handler{}
+	empty := map[string]registered{}
 	w.handlers.Store(&empty)
 	return w
+}
+
+// registered is a method's handler, with its name: a request's method is
+// looked up by its bytes and named by this string, not a copy of them.
+type registered struct {
+	name string
+	h    Handler
 }
 
 // Handle registers h for method, described by opts (Doc, Streaming,
@@ -95,7 +102,7 @@ func (w *Worker) Handle(method string, h Handler, opts ...MethodOption) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m := maps.Clone(*w.handlers.Load())
-	m[method] = h
+	m[method] = registered{name: method, h: h}
 	w.handlers.Store(&m)
 	w.methods[method] = describe(method, h, opts)
 }
