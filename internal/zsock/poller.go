@@ -230,9 +230,13 @@ func (p *Poller) initDirectBlocking(i int) error {
 
 // initParkSet gives blocking poller p the set its goroutine parks on when
 // the loop is quiet (see block): a set of its own, registered with Go's
-// poller, holding the set p's thread waits on, disarmed (no events) but
+// poller, holding the set p's thread waits on, disarmed (no EPOLLIN; the
+// kernel keeps EPOLLERR|EPOLLHUP, which an epoll set never reports) but
 // while p parks. It is made while the set waited on holds few descriptors:
-// adding one epoll set to another costs a walk of everything in it.
+// adding one epoll set to another costs a walk of everything in it. (While
+// nested there, each descriptor added to the set waited on costs the
+// kernel a check of the paths it joins: a little more for each connection
+// accepted.)
 func (p *Poller) initParkSet() error {
 	q, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -428,7 +432,10 @@ func (p *Poller) lookParked(fd uintptr) bool {
 func (p *Poller) lookBlocked(uintptr) bool {
 	// An empty look leaves the set with nothing ready: anything that
 	// arrives after it (the eventfd of a Wake among them) makes the
-	// set readable.
+	// set readable. The first look, after the arm, is not redundant with
+	// block's last: arming a park set whose ready list still holds the
+	// set from an earlier park tells Go's poller nothing, so what arrived
+	// since that last look is seen here or not at all.
 	got, err := p.look(0)
 	p.parkErr = err
 	return got || err != nil
@@ -441,12 +448,24 @@ func (p *Poller) block(deadline time.Time, timed bool) error {
 	if p.wakerPending() {
 		return nil
 	}
-	wait := blockFor
-	if timed {
-		wait = min(wait, max(0, time.Until(deadline)))
-	}
-	if got, err := p.look(wait); got || err != nil || wait < blockFor {
-		return err
+	// Raw waits until blockFor has passed with nothing: a signal (Go's
+	// preemption, every 10 ms of a loop that never parks) ends one early
+	// with nothing, which is not a quiet loop.
+	start := time.Now()
+	for {
+		wait := blockFor - time.Since(start)
+		if timed {
+			wait = min(wait, time.Until(deadline))
+		}
+		if got, err := p.look(max(wait, 0)); got || err != nil {
+			return err
+		}
+		if timed && !time.Now().Before(deadline) {
+			return nil
+		}
+		if time.Since(start) >= blockFor {
+			break
+		}
 	}
 	// Parked, on the park set, armed for this wait only: armed for good, it
 	// would wake the runtime's poller thread each time the set became ready
