@@ -473,7 +473,7 @@ func fmtLat(us float64) string {
 }
 
 func ratio(a, b float64) string {
-	if b <= 0 {
+	if a <= 0 || b <= 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f", a/b)
@@ -497,7 +497,13 @@ func (h *harness) report(grid []row, systems []string, results map[string][]load
 	for _, s := range systems {
 		fmt.Fprintf(&b, " %s req/s |", systemNames[s])
 	}
-	b.WriteString(" domo/NATS | domo/relay | domo/zmq |\n|---|---|---|")
+	// The ratios are domo's, or plain MDP's through the domo broker when
+	// domo itself did not run.
+	subject, label := "domo", "domo"
+	if !slices.Contains(systems, "domo") && slices.Contains(systems, "mdp") {
+		subject, label = "mdp", "MDP"
+	}
+	fmt.Fprintf(&b, " %[1]s/NATS | %[1]s/relay | %[1]s/zmq |\n|---|---|---|", label)
 	for range systems {
 		b.WriteString("---:|")
 	}
@@ -514,7 +520,7 @@ func (h *harness) report(grid []row, systems []string, results map[string][]load
 			rate[s] = m.rate()
 			fmt.Fprintf(&b, " %s |", fmtRate(rate[s]))
 		}
-		fmt.Fprintf(&b, " %s | %s | %s |\n", ratio(rate["domo"], rate["nats"]), ratio(rate["domo"], rate["relay"]), ratio(rate["domo"], rate["zmq"]))
+		fmt.Fprintf(&b, " %s | %s | %s |\n", ratio(rate[subject], rate["nats"]), ratio(rate[subject], rate["relay"]), ratio(rate[subject], rate["zmq"]))
 	}
 	// The details.
 	b.WriteString("\nPer system: latency percentiles; the broker process's CPU (seconds of CPU per second of load, and per request) and peak RSS (VmHWM). The libzmq echo has no broker.\n\n")
