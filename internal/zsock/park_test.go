@@ -124,6 +124,26 @@ func (s *parkSetup) drain(ready []bool) ([]string, error) {
 	return got, nil
 }
 
+// lockedPoller locks the test's goroutine to its thread, as the broker's
+// loop is, until the test ends, and returns a blocking poller over s's
+// sockets with the routers read once (settled); it is closed when the test
+// ends.
+func (s *parkSetup) lockedPoller(t *testing.T) *Poller {
+	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	p := NewBlockingPoller(s.sockets...).Eager()
+	t.Cleanup(func() { p.Close() })
+	ready, err := p.Wait(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.drain(ready); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func openFds(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -310,25 +330,15 @@ func TestParkStress(t *testing.T) {
 // interrupts the thread's raw epoll_wait 1 ms into it must not cut the
 // 5 ms raw wait short: a Wake 3 ms into the Wait should end the raw wait,
 // without the goroutine parking (which costs the runtime's poller a
-// wake-up and, on a locked thread, two thread hand-offs). block takes the
-// EINTR (look returns nothing, no error) for "nothing for blockFor" and
-// parks at once.
+// wake-up and, on a locked thread, two thread hand-offs). block once took
+// the EINTR (look returns nothing, no error) for "nothing for blockFor"
+// and parked at once.
 func TestParkSignalParks(t *testing.T) {
 	for _, nested := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nested=%v", nested), func(t *testing.T) {
 			s := newParkSetup(t, nested)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+			p := s.lockedPoller(t)
 			tid := syscall.Gettid()
-			p := NewBlockingPoller(s.sockets...).Eager()
-			defer p.Close()
-			ready, err := p.Wait(0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.drain(ready); err != nil { // settled
-				t.Fatal(err)
-			}
 			trial := func(signal bool) (valid, parked bool) {
 				parks := p.parks
 				start := time.Now()
@@ -613,25 +623,16 @@ func TestParkRebuild(t *testing.T) {
 
 // TestParkSteadyLoad: under a steady load (a libzmq dealer in
 // ping-pong with the loop, so that no raw wait comes near blockFor), a
-// blocking poller should never park: parking is for a quiet loop. But the
+// blocking poller should never park: parking is for a quiet loop. The
 // loop's goroutine, never descheduled (its waits are raw system calls),
 // counts as running for as long as the load lasts, so sysmon preempts it
 // every 10-20 ms with SIGURG; the signal interrupts the raw epoll_wait
-// (EINTR), which block takes for "nothing for blockFor", and the goroutine
-// parks.
+// (EINTR), which block once took for "nothing for blockFor", and parked.
 func TestParkSteadyLoad(t *testing.T) {
 	for _, nested := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nested=%v", nested), func(t *testing.T) {
 			s := newParkSetup(t, nested)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			p := NewBlockingPoller(s.sockets...).Eager()
-			defer p.Close()
-			if ready, err := p.Wait(0); err != nil {
-				t.Fatal(err)
-			} else if _, err := s.drain(ready); err != nil {
-				t.Fatal(err)
-			}
+			p := s.lockedPoller(t)
 			var stop atomic.Bool
 			done := make(chan error, 1)
 			go func() { // ping-pong: the next message as soon as the answer is in
