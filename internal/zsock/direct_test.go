@@ -323,7 +323,7 @@ func TestBlockingPollerParks(t *testing.T) {
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					time.Sleep(4 * blockFor)
+					time.Sleep(10 * blockFor)
 					f()
 				}()
 				return done
@@ -366,8 +366,8 @@ func TestBlockingPollerParks(t *testing.T) {
 			// The deadline while parked.
 			parks = p.parks
 			start := time.Now()
-			for time.Since(start) < 8*blockFor {
-				wait(8*blockFor - time.Since(start))
+			for time.Since(start) < 20*blockFor {
+				wait(20*blockFor - time.Since(start))
 				settle()
 			}
 			if p.parks == parks {
