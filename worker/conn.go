@@ -517,16 +517,20 @@ func (c *conn) malformed(err error, frames int) {
 	c.w.log.Warn("worker: dropped a malformed message", "broker", c.endpoint, "frames", frames, "err", err)
 }
 
+// newJob is the job of request msg, which came from c's broker.
+func newJob(c *conn, msg mdp.Message) *job {
+	j := &job{c: c, epoch: c.gen, version: msg.Version, address: msg.Address}
+	if len(msg.Body) > 0 { // msg's frames slice is reused; capped, so that a handler's append copies
+		j.body = append(j.bodyRoom[:0], msg.Body...)
+		j.body = j.body[:len(j.body):len(j.body)]
+	}
+	return j
+}
+
 // dispatch hands a request to the pool, or answers it at once when the worker
 // is draining or the pool is full (a broker exceeding the declared credit).
 func (c *conn) dispatch(msg mdp.Message) {
-	j := &job{
-		c:       c,
-		epoch:   c.gen,
-		version: msg.Version,
-		address: msg.Address,
-	}
-	j.body = append(j.bodyRoom[:0], msg.Body...) // the frames slice is reused
+	j := newJob(c, msg)
 	if c.draining {
 		c.reject(j, domo.Errorf(domo.CodeUnavailable, "worker %q is shutting down", c.w.service))
 		return

@@ -16,13 +16,13 @@ import (
 	"github.com/domo-framework/domo/mdp"
 )
 
-// reviewConn is a conn without a socket: serve delivers into its out queue,
+// testConn is a conn without a socket: serve delivers into its out queue,
 // which a goroutine drains as the loop would, snapshotting every message the
 // moment it takes it. A later write into memory a delivered message still
 // uses shows as a snapshot mismatch, and under -race as a race.
-func reviewConn(t *testing.T, w *Worker) *conn {
+func testConn(t *testing.T, w *Worker) *conn {
 	t.Helper()
-	c, err := newConn(w, "inproc://review", nil)
+	c, err := newConn(w, "inproc://test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,8 @@ func deepCopy(f [][]byte) [][]byte {
 // delivered.
 func serveOne(t *testing.T, w *Worker, c *conn, version mdp.Version, body [][]byte) []taken {
 	t.Helper()
-	j := &job{c: c, epoch: 1, version: version, address: []byte("client-A")}
-	j.body = append(j.bodyRoom[:0], body...)
+	j := newJob(c, mdp.Message{Version: version, Address: []byte("client-A"), Body: body})
+	j.epoch = 1
 	var got []taken
 	done := make(chan struct{})
 	go func() {
@@ -101,10 +101,10 @@ func idHeaders(id string) mdp.Headers {
 	return mdp.AppendHeader(nil, mdp.HeaderID, id)
 }
 
-// TestReviewStreamingReplies: partials and the final reply, in MDP/0.1 and
+// TestReplyStreamingReplies: partials and the final reply, in MDP/0.1 and
 // 0.2, for ids in the room, at its edge and past it, have the right frames
 // and none is written after delivery; a handler keeping req sees it intact.
-func TestReviewStreamingReplies(t *testing.T) {
+func TestReplyStreamingReplies(t *testing.T) {
 	ids := []string{"", "x", strings.Repeat("a", 40), strings.Repeat("b", 41), strings.Repeat("c", 300)}
 	for _, version := range []mdp.Version{1, 2} {
 		for _, id := range ids {
@@ -122,7 +122,7 @@ func TestReviewStreamingReplies(t *testing.T) {
 					}
 					return []byte("done"), nil
 				})
-				c := reviewConn(t, w)
+				c := testConn(t, w)
 				var hdr mdp.Headers
 				if id != "" {
 					hdr = mdp.AppendHeader(nil, mdp.HeaderID, id)
@@ -177,16 +177,16 @@ func TestReviewStreamingReplies(t *testing.T) {
 	}
 }
 
-// TestReviewErrorReplies: unknown method (with bytes that need quoting),
+// TestReplyErrorReplies: unknown method (with bytes that need quoting),
 // a handler error, a panic and a passed deadline, each with the id echoed
 // and the message text of before the change.
-func TestReviewErrorReplies(t *testing.T) {
+func TestReplyErrorReplies(t *testing.T) {
 	w := New("tea", WithLogger(quiet()))
 	w.HandleFunc("fail", func(ctx context.Context, req *Request) ([]byte, error) {
 		return nil, domo.Errorf(domo.CodeForbidden, "no %s", req.Method)
 	})
 	w.HandleFunc("boom", func(ctx context.Context, req *Request) ([]byte, error) { panic("x") })
-	c := reviewConn(t, w)
+	c := testConn(t, w)
 	weird := "no\xffsuch \"m\"\n"
 	past := mdp.AppendDeadline(mdp.AppendHeader(nil, mdp.HeaderID, "d1"), time.Now().Add(-time.Second))
 	cases := []struct {
@@ -219,9 +219,10 @@ func TestReviewErrorReplies(t *testing.T) {
 	}
 }
 
-// TestReviewRaw: plain MDP bodies of 0 to 9 frames; the raw handler keeps
-// its body, echoes it, or appends to it; its body is intact afterwards.
-func TestReviewRaw(t *testing.T) {
+// TestReplyRaw: plain MDP bodies of 0 to 9 frames; the raw handler keeps
+// its body, echoes it, or appends to it (twice, keeping the first: the
+// second must not write over it); its body is intact afterwards.
+func TestReplyRaw(t *testing.T) {
 	for _, mode := range []string{"echo", "append", "upper"} {
 		for n := 1; n <= 9; n++ {
 			t.Run(fmt.Sprintf("%s/%d", mode, n), func(t *testing.T) {
@@ -233,7 +234,9 @@ func TestReviewRaw(t *testing.T) {
 					case "echo":
 						return body, nil
 					case "append":
-						return append(body, []byte("tail")), nil
+						reply := append(body, []byte("tail"))
+						_ = append(body, []byte("other"))
+						return reply, nil
 					}
 					out := make([][]byte, len(body))
 					for i, f := range body {
@@ -241,7 +244,7 @@ func TestReviewRaw(t *testing.T) {
 					}
 					return out, nil
 				})
-				c := reviewConn(t, w)
+				c := testConn(t, w)
 				body := make([][]byte, n)
 				for i := range body {
 					body[i] = []byte("f" + strconv.Itoa(i))
@@ -286,13 +289,13 @@ func TestReviewRaw(t *testing.T) {
 	}
 }
 
-// TestReviewOverLimits: a reply over the limits becomes too_large with the
+// TestReplyOverLimitsEchoesID: a reply over the limits becomes too_large with the
 // id echoed, for ids in and past the room.
-func TestReviewOverLimits(t *testing.T) {
+func TestReplyOverLimitsEchoesID(t *testing.T) {
 	for _, id := range []string{"1", strings.Repeat("z", 60)} {
 		w := New("tea", WithLogger(quiet()), WithLimits(mdp.Limits{MaxFrames: 8, MaxFrameSize: 1024, MaxMessageSize: 4096}))
 		w.HandleFunc("big", func(ctx context.Context, req *Request) ([]byte, error) { return make([]byte, 2000), nil })
-		c := reviewConn(t, w)
+		c := testConn(t, w)
 		body := mdp.RequestBody{Method: []byte("big"), Headers: idHeaders(id), Payload: nil}.Append(nil)
 		for _, version := range []mdp.Version{1, 2} {
 			got := serveOne(t, w, c, version, body)
@@ -305,9 +308,9 @@ func TestReviewOverLimits(t *testing.T) {
 	}
 }
 
-// TestReviewConcurrentServe: many requests served at once on one conn,
+// TestReplyConcurrentServe: many requests served at once on one conn,
 // streaming, each checked; under -race any sharing between jobs shows.
-func TestReviewConcurrentServe(t *testing.T) {
+func TestReplyConcurrentServe(t *testing.T) {
 	w := New("tea", WithLogger(quiet()))
 	w.HandleFunc("pour", func(ctx context.Context, req *Request) ([]byte, error) {
 		for i := range 3 {
@@ -317,7 +320,7 @@ func TestReviewConcurrentServe(t *testing.T) {
 		}
 		return []byte(req.ID), nil
 	})
-	c := reviewConn(t, w)
+	c := testConn(t, w)
 	const n = 64
 	var taken [][][]byte
 	var mu sync.Mutex
