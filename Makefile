@@ -44,6 +44,7 @@ test:
 		trap 'scripts/postgres-test.sh stop "$$DOMO_TEST_POSTGRES_DIR"' EXIT; \
 	fi; \
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'TestOneTurnPerSequentialCall' ./client # scheduling-sensitive: built without -race
 
 race: test
 

@@ -58,6 +58,7 @@ type Client struct {
 	stats struct {
 		calls, errors, late, malformed, retries, failovers atomic.Uint64
 		batchesOut, batchedIn                              atomic.Uint64
+		turns                                              atomic.Uint64 // the loop's (for tests)
 	}
 }
 
@@ -272,6 +273,7 @@ func (c *Client) loop() {
 	var rbuf [][]byte
 	blocked := false // the backlog is waiting for a broker with room
 	for {
+		c.stats.turns.Add(1)
 		ready, err := c.poller.Wait(c.timeout(time.Now(), blocked))
 		if err != nil {
 			select {
@@ -282,9 +284,6 @@ func (c *Client) loop() {
 			c.opts.logger.Warn("client: poll failed", "err", err)
 			time.Sleep(10 * time.Millisecond) // never spin on a persistent failure
 			continue
-		}
-		if ready[0] {
-			c.waker.Drain()
 		}
 		select {
 		case <-c.quit:
@@ -303,6 +302,16 @@ func (c *Client) loop() {
 			// once, and their requests then leave in this turn's batch
 			// rather than each waking the loop for one of its own.
 			runtime.Gosched()
+		}
+		// Drained here, just before the work it signals is looked at (a
+		// Close, the brokers set, the requests queued): a Wake from a
+		// caller that ran in the yield above is for work this turn takes,
+		// not a reason for another turn.
+		c.waker.Drain()
+		select {
+		case <-c.quit:
+			return
+		default:
 		}
 		c.applyBrokers()
 		now := time.Now()

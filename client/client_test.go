@@ -914,3 +914,29 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// TestCloseRightAfterCalls: Close, coming while the loop is between its
+// turn's work and its next wait (the caller's last reply just delivered),
+// stops the loop at once: its Wake is not drained away unseen.
+func TestCloseRightAfterCalls(t *testing.T) {
+	b := startBroker(t, echo)
+	ctx := context.Background()
+	for round := range 40 {
+		c := newClient(t, b)
+		for range 20 {
+			if _, err := c.Invoke(ctx, "tea.brew", []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closed := make(chan struct{})
+		go func() {
+			c.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Close did not return within 5 s", round)
+		}
+	}
+}

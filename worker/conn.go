@@ -324,6 +324,9 @@ func (c *conn) serve(ctx context.Context) step {
 				// answer at once, and their replies then leave in one
 				// batch rather than each waking the loop for its own.
 				runtime.Gosched()
+				// Their Wakes came before this take: clear them, or the
+				// next Wait returns at once for replies already taken.
+				c.waker.Drain()
 				c.takeOut()
 			}
 		}
