@@ -145,12 +145,10 @@ func (j *job) appendFrames(dst [][]byte, cmd mdp.Command, body [][]byte) [][]byt
 	return f
 }
 
-// replyHeaders is replyHeaders(h), in j's room when it fits.
+// replyHeaders is replyHeaders(h), in j's room when it fits (a longer id
+// grows out of it).
 func (j *job) replyHeaders(h mdp.Headers) mdp.Headers {
-	if id, ok := h.Get(mdp.HeaderID); ok && 1+1+len(mdp.HeaderID)+4+len(id) <= len(j.hdrRoom) {
-		return mdp.AppendHeader(j.hdrRoom[:0], mdp.HeaderID, id)
-	}
-	return replyHeaders(h)
+	return appendReplyHeaders(j.hdrRoom[:0], h)
 }
 
 // step is what the serving loop asks its caller to do next.
@@ -562,10 +560,13 @@ func (c *conn) reject(j *job, e *domo.Error) {
 // the id, echoed. It is never empty: an empty headers frame does not make
 // a domo envelope.
 func replyHeaders(h mdp.Headers) mdp.Headers {
+	return appendReplyHeaders(nil, h)
+}
+
+// appendReplyHeaders appends replyHeaders(h) to dst, which must be empty.
+func appendReplyHeaders(dst, h mdp.Headers) mdp.Headers {
 	if id, ok := h.Get(mdp.HeaderID); ok {
-		// One allocation: the magic byte, the name's length, the name,
-		// the value's 4-byte length, the value.
-		return mdp.AppendHeader(make(mdp.Headers, 0, 1+1+len(mdp.HeaderID)+4+len(id)), mdp.HeaderID, id)
+		return mdp.AppendHeader(dst, mdp.HeaderID, id)
 	}
-	return mdp.Headers{mdp.HeadersMagic}
+	return append(dst, mdp.HeadersMagic)
 }
