@@ -285,11 +285,6 @@ func (c *Client) loop() {
 			time.Sleep(10 * time.Millisecond) // never spin on a persistent failure
 			continue
 		}
-		select {
-		case <-c.quit:
-			return
-		default:
-		}
 		received := false
 		for i, cn := range c.polled {
 			if ready[i+1] {
