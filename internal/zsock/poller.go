@@ -151,33 +151,22 @@ func dupFd(fd int) (int, error) {
 // park hands epoll set fd to Go's poller as p's file (which closes it), and
 // attaches p's Wakers.
 func (p *Poller) park(fd int) error {
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return fmt.Errorf("zsock: epoll nonblock: %w", err)
+	}
+	p.file = os.NewFile(uintptr(fd), "zsock-poller")
 	var err error
-	if p.file, p.raw, err = pollable(fd); err != nil {
-		return err
+	if p.raw, err = p.file.SyscallConn(); err != nil {
+		return fmt.Errorf("zsock: poller: %w", err)
+	}
+	// An arbitrary past deadline must interrupt a wait, which only works on
+	// a file the runtime polls.
+	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("zsock: poller is not pollable: %w", err)
 	}
 	p.attachWakers()
 	return nil
-}
-
-// pollable hands epoll set fd to Go's poller as a file, which closes it
-// (also on error).
-func pollable(fd int) (*os.File, syscall.RawConn, error) {
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return nil, nil, fmt.Errorf("zsock: epoll nonblock: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "zsock-poller")
-	raw, err := f.SyscallConn()
-	if err == nil {
-		// An arbitrary past deadline must interrupt a wait, which only
-		// works on a file the runtime polls.
-		err = f.SetReadDeadline(time.Time{})
-	}
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("zsock: poller is not pollable: %w", err)
-	}
-	return f, raw, nil
 }
 
 // directSocket returns the index of the one native socket among sockets
@@ -452,20 +441,20 @@ func (p *Poller) block(deadline time.Time, timed bool) error {
 	// preemption, every 10 ms of a loop that never parks) ends one early
 	// with nothing, which is not a quiet loop.
 	start := time.Now()
-	for {
-		wait := blockFor - time.Since(start)
-		if timed {
-			wait = min(wait, time.Until(deadline))
-		}
-		if got, err := p.look(max(wait, 0)); got || err != nil {
-			return err
-		}
-		if timed && !time.Now().Before(deadline) {
+	for now := start; now.Sub(start) < blockFor; now = time.Now() {
+		if timed && !now.Before(deadline) {
 			return nil
 		}
-		if time.Since(start) >= blockFor {
-			break
+		wait := blockFor - now.Sub(start)
+		if timed {
+			wait = min(wait, deadline.Sub(now))
 		}
+		if got, err := p.look(wait); got || err != nil {
+			return err
+		}
+	}
+	if timed && !time.Now().Before(deadline) {
+		return nil
 	}
 	// Parked, on the park set, armed for this wait only: armed for good, it
 	// would wake the runtime's poller thread each time the set became ready
