@@ -55,8 +55,8 @@ type Poller struct {
 
 	// lookParked and lookBlocked as funcs, made once: a method value made
 	// at each wait would be allocated at each wait.
-	parkedLook, blockedLook func(uintptr) bool
-	direct                  int // the one native socket a direct poller waits on (see init); -1 if not direct
+	lookParkedFunc, lookBlockedFunc func(uintptr) bool
+	direct                          int // the one native socket a direct poller waits on (see init); -1 if not direct
 }
 
 // NewPoller returns a poller over the given sockets, each watched for input.
@@ -90,7 +90,7 @@ func newPoller(sockets []*Socket, blocking bool) *Poller {
 	for i := range p.fds {
 		p.fds[i] = -1
 	}
-	p.parkedLook, p.blockedLook = p.lookParked, p.lookBlocked
+	p.lookParkedFunc, p.lookBlockedFunc = p.lookParked, p.lookBlocked
 	p.err = p.init(blocking)
 	return p
 }
@@ -380,7 +380,7 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 		if p.wakerPending() {
 			continue
 		}
-		err := p.raw.Read(p.parkedLook)
+		err := p.raw.Read(p.lookParkedFunc)
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("zsock: poll: %w", err)
 		}
@@ -468,7 +468,7 @@ func (p *Poller) block(deadline time.Time, timed bool) error {
 		return fmt.Errorf("zsock: poller deadline: %w", err)
 	}
 	p.parkErr = nil
-	err := p.raw.Read(p.blockedLook)
+	err := p.raw.Read(p.lookBlockedFunc)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("zsock: poll: %w", err)
 	}
