@@ -54,6 +54,11 @@ type Client struct {
 	retries  []retryItem // Retry calls to send again, each not before its time
 	rr       int         // where pick starts, for round-robin among equals
 	now      time.Time   // when the loop last woke
+	rbuf     [][]byte    // reused: the frames of one message received
+	blocked  bool        // the backlog is waiting for a broker with room
+	// stalePoller: the set of brokers changed, and the loop must rebuild
+	// its poller (outside the poller's Serve).
+	stalePoller bool
 
 	stats struct {
 		calls, errors, late, malformed, retries, failovers atomic.Uint64
@@ -270,51 +275,63 @@ func (c *Client) loop() {
 	defer close(c.loopDone)
 	c.rebuildPoller()
 	defer func() { c.poller.Close() }()
-	var rbuf [][]byte
-	blocked := false // the backlog is waiting for a broker with room
+	turn := c.turn
 	for {
-		c.stats.turns.Add(1)
-		ready, err := c.poller.Wait(c.timeout(time.Now(), blocked))
-		if err != nil {
-			select {
-			case <-c.quit:
-				return
-			default:
-			}
-			c.opts.logger.Warn("client: poll failed", "err", err)
-			time.Sleep(10 * time.Millisecond) // never spin on a persistent failure
-			continue
-		}
-		received := false
-		for i, cn := range c.polled {
-			if ready[i+1] {
-				rbuf = c.drain(cn, rbuf)
-				received = true
-			}
-		}
-		if received {
-			// Let the callers just answered run first: many call again at
-			// once, and their requests then leave in this turn's batch
-			// rather than each waking the loop for one of its own.
-			runtime.Gosched()
-		}
-		// Drained here, just before the work it signals is looked at (a
-		// Close, the brokers set, the requests queued): a Wake from a
-		// caller that ran in the yield above is for work this turn takes,
-		// not a reason for another turn.
-		c.waker.Drain()
+		err := c.poller.Serve(turn)
 		select {
 		case <-c.quit:
 			return
 		default:
 		}
-		c.applyBrokers()
-		now := time.Now()
-		c.now = now
-		c.tick(now)
-		c.dueRetries(now)
-		blocked = c.flush()
+		if err != nil {
+			c.opts.logger.Warn("client: poll failed", "err", err)
+			time.Sleep(10 * time.Millisecond) // never spin on a persistent failure
+			continue
+		}
+		if c.stalePoller {
+			c.rebuildPoller()
+		}
 	}
+}
+
+// turn is one turn of the loop (run by the poller's Serve): it reads the
+// replies that came, then sends what callers queued, and returns how long
+// the loop may wait for the next, or stop when the loop must leave Serve
+// (Close, or a poller to rebuild for a changed set of brokers).
+func (c *Client) turn(ready []bool) (time.Duration, bool) {
+	c.stats.turns.Add(1)
+	received := false
+	for i, cn := range c.polled {
+		if ready[i+1] {
+			c.rbuf = c.drain(cn, c.rbuf)
+			received = true
+		}
+	}
+	if received {
+		// Let the callers just answered run first: many call again at
+		// once, and their requests then leave in this turn's batch
+		// rather than each waking the loop for one of its own.
+		runtime.Gosched()
+	}
+	// Drained here, just before the work it signals is looked at (a
+	// Close, the brokers set, the requests queued): a Wake from a
+	// caller that ran in the yield above is for work this turn takes,
+	// not a reason for another turn.
+	c.waker.Drain()
+	select {
+	case <-c.quit:
+		return 0, true
+	default:
+	}
+	if c.applyBrokers(); c.stalePoller {
+		return 0, true // rebuilt outside Serve; its first turn sends what is queued
+	}
+	now := time.Now()
+	c.now = now
+	c.tick(now)
+	c.dueRetries(now)
+	c.blocked = c.flush()
+	return c.timeout(now, c.blocked), false
 }
 
 // timeout is how long the loop may wait: until the next probe, liveness

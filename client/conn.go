@@ -106,6 +106,7 @@ func (c *Client) rebuildPoller() {
 		socks = append(socks, cn.sock)
 	}
 	c.polled = append(c.polled[:0:0], c.conns...)
+	c.stalePoller = false
 	c.poller = zsock.NewPoller(socks...).Eager() // drain reads each ready socket to ErrAgain
 }
 
@@ -402,7 +403,8 @@ func (c *Client) dueRetries(now time.Time) {
 	c.retries = keep
 }
 
-// applyBrokers makes the set of conns the one SetBrokers last asked for.
+// applyBrokers makes the set of conns the one SetBrokers last asked for;
+// when it changed, the poller is stale (the loop rebuilds it).
 func (c *Client) applyBrokers() {
 	c.mu.Lock()
 	if !c.wantSet {
@@ -443,5 +445,5 @@ func (c *Client) applyBrokers() {
 		c.evacuate(cn, domo.Errorf(domo.CodeUnavailable, "broker %s was removed", cn.endpoint))
 		cn.sock.Close()
 	}
-	c.rebuildPoller()
+	c.stalePoller = true
 }

@@ -53,10 +53,22 @@ type Poller struct {
 	parks    int   // how many times a blocking poller parked (for tests)
 	parkErr  error // lookBlocked's error
 
-	// lookParked and lookBlocked as funcs, made once: a method value made
-	// at each wait would be allocated at each wait.
-	lookParkedFunc, lookBlockedFunc func(uintptr) bool
-	direct                          int // the one native socket a direct poller waits on (see init); -1 if not direct
+	// lookParked, lookBlocked and serveTurns as funcs, made once: a method
+	// value made at each wait would be allocated at each wait.
+	lookParkedFunc, lookBlockedFunc, serveTurnsFunc func(uintptr) bool
+	direct                                          int // the one native socket a direct poller waits on (see init); -1 if not direct
+
+	// parked: the loop may be parked on file, or about to be; a Waker
+	// interrupts a parking poller only then (see interrupt).
+	parked atomic.Bool
+
+	// Serve's state, for serveTurns.
+	turn     func(ready []bool) (time.Duration, bool)
+	wakeAt   time.Time // when the last turn asked to run again; zero: never
+	armed    time.Time // the file's read deadline; zero: none
+	stopped  bool      // the last turn returned stop
+	serveErr error
+	begun    int // waits Serve began (for tests)
 }
 
 // NewPoller returns a poller over the given sockets, each watched for input.
@@ -90,7 +102,7 @@ func newPoller(sockets []*Socket, blocking bool) *Poller {
 	for i := range p.fds {
 		p.fds[i] = -1
 	}
-	p.lookParkedFunc, p.lookBlockedFunc = p.lookParked, p.lookBlocked
+	p.lookParkedFunc, p.lookBlockedFunc, p.serveTurnsFunc = p.lookParked, p.lookBlocked, p.serveTurns
 	p.err = p.init(blocking)
 	return p
 }
@@ -291,14 +303,17 @@ func (p *Poller) Close() error {
 	return err
 }
 
-// interrupt makes a current or the next Wait look at its sockets again.
+// interrupt makes a current or the next wait look at its sockets again.
+// A parking poller needs it only while parked (or about to park): a loop
+// that runs looks at its Wakers before it parks (Wait, serveTurns), so a
+// Wake then costs its caller nothing more than the flag.
 func (p *Poller) interrupt() {
 	if p.wakefd >= 0 {
 		one := [8]byte{1} // an eventfd adds the 8-byte count written: any count but 0 wakes it
 		_, _ = syscall.Write(p.wakefd, one[:])
 		return
 	}
-	if p.file != nil {
+	if p.file != nil && p.parked.Load() {
 		_ = p.file.SetReadDeadline(pastDeadline)
 	}
 }
@@ -372,18 +387,138 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 			}
 			continue
 		}
-		// Arm the deadline before the last look at the wakers: a Wake after
-		// that look sets a past deadline that this one cannot overwrite.
+		// Arm the deadline, then say the loop parks, before the last look
+		// at the Wakers: a Wake after that look sets a past deadline that
+		// this one cannot overwrite (the Waker's flag and parked are both
+		// sequentially consistent: either the Wake sees parked, or the
+		// look sees the Wake).
 		if err := p.file.SetReadDeadline(deadline); err != nil {
 			return nil, fmt.Errorf("zsock: poller deadline: %w", err)
 		}
+		p.parked.Store(true)
 		if p.wakerPending() {
+			p.parked.Store(false)
 			continue
 		}
 		err := p.raw.Read(p.lookParkedFunc)
+		p.parked.Store(false)
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("zsock: poll: %w", err)
 		}
+	}
+}
+
+// Serve runs turn, the loop's work, until it returns stop: at once, then
+// each time a socket may be readable or a Waker woke p, and when the
+// timeout the last turn returned (forever if negative) has passed. turn
+// gets the readiness Wait would have returned, and may find nothing ready
+// (a timeout, a wake-up for nothing). An error is the wait's; turn is not
+// called again.
+//
+// A direct parking poller (a client's or worker's loop with one broker)
+// runs the turns from inside its wait on the socket's set (the callback of
+// the file's RawConn.Read), which is what makes Serve cheaper than Wait in
+// a loop: Wait must look at the set before each park, since beginning a
+// wait on the file forgets a readiness Go's poller saw before, while a turn
+// run inside the wait parks again without that look (anything that
+// arrived during the turn is still a readiness of this wait). A turn that
+// sent a request and parks for its reply saves one epoll_wait, and a Wake
+// while the loop runs saves its caller and the loop a deadline change
+// each. turn must not close p (Close waits for the wait to end): it
+// returns stop, and its caller rebuilds the poller once Serve returned.
+// Other pollers wait with Wait between turns.
+func (p *Poller) Serve(turn func(ready []bool) (timeout time.Duration, stop bool)) error {
+	if p.err != nil {
+		return p.err
+	}
+	if p.direct < 0 || p.wakefd >= 0 {
+		timeout := time.Duration(0)
+		for {
+			ready, err := p.Wait(timeout)
+			if err != nil {
+				return err
+			}
+			var stop bool
+			if timeout, stop = turn(ready); stop {
+				return nil
+			}
+		}
+	}
+	p.turn, p.stopped, p.serveErr, p.wakeAt = turn, false, nil, time.Time{}
+	defer func() { p.turn = nil }()
+	for {
+		// A wait begins with a look and a turn (RawConn.Read calls back at
+		// once): at first, and after a wait ended on its deadline (the
+		// turn's timeout, or a Wake's past deadline). A deadline passed
+		// already would end it before that (Read fails at once), so it
+		// begins with none, and the turn arms the next.
+		p.sockets[p.direct].native.Flush()
+		p.armed = p.wakeAt
+		if !p.armed.After(time.Now()) {
+			p.armed = time.Time{}
+		}
+		if err := p.file.SetReadDeadline(p.armed); err != nil {
+			return fmt.Errorf("zsock: poller deadline: %w", err)
+		}
+		p.begun++
+		err := p.raw.Read(p.serveTurnsFunc)
+		p.parked.Store(false)
+		switch {
+		case p.serveErr != nil:
+			return p.serveErr
+		case p.stopped:
+			return nil
+		case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("zsock: poll: %w", err)
+		}
+	}
+}
+
+// serveTurns is Serve's callback for a direct parking poller's file,
+// called when its wait begins and each time Go's poller finds the file
+// readable: it looks at the socket's set, and runs turns until none is
+// due, then reports false (park again) or true (Serve ends).
+func (p *Poller) serveTurns(uintptr) bool {
+	p.parked.Store(false)
+	native := p.sockets[p.direct].native
+	look := true
+	for {
+		if look && native.Look() {
+			p.signaled[p.direct] = true
+		}
+		_, _ = p.check() // a native socket's and a Waker's readiness cannot fail
+		timeout, stop := p.turn(p.ready)
+		if stop {
+			p.stopped = true
+			return true
+		}
+		native.Flush()
+		if timeout == 0 {
+			look = true
+			continue
+		}
+		p.wakeAt = time.Time{}
+		if timeout > 0 {
+			now := time.Now()
+			p.wakeAt = now.Add(timeout)
+			// Moved earlier only (or when it passed): a deadline that comes
+			// too early ends the wait, and Serve begins the next with this
+			// turn's wakeAt. A turn's timeout is mostly later than the
+			// last one's, by about the time between them.
+			if p.armed.IsZero() || p.wakeAt.Before(p.armed) || !now.Before(p.armed) {
+				if err := p.file.SetReadDeadline(p.wakeAt); err != nil {
+					p.serveErr = fmt.Errorf("zsock: poller deadline: %w", err)
+					return true
+				}
+				p.armed = p.wakeAt
+			}
+		}
+		p.parked.Store(true) // before the look at the Wakers: see Wait
+		if !p.wakerPending() {
+			return false
+		}
+		p.parked.Store(false)
+		look = false // what arrived since the look makes the file readable for the next park
 	}
 }
 
