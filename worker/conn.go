@@ -271,20 +271,49 @@ func (c *conn) closeSocket() {
 	c.sock, c.poller = nil, nil
 }
 
-// serve runs the connected loop on the open socket.
+// serve runs the connected loop on the open socket: its turns, run by the
+// poller's Serve, take the replies the pool queued, hand out the requests
+// received, and keep READY and heartbeats going.
 func (c *conn) serve(ctx context.Context) step {
 	log := c.w.log.With("broker", c.endpoint)
 	interval := c.w.opts.heartbeat
 	expiry := interval * time.Duration(c.w.opts.liveness)
-	for {
+	result := stepContinue
+	turn := func(ready []bool) (time.Duration, bool) {
+		if ready[1] {
+			c.waker.Drain()
+		}
+		// A stop comes before sending what the stop made handlers return.
+		if !ready[1] || !c.stopNow(ctx) {
+			c.takeOut()
+			if ready[0] {
+				handed := c.inflight
+				if c.receive() == stepReconnect {
+					result = stepReconnect
+					return 0, true
+				}
+				if c.inflight > handed {
+					// Let the handlers just given work run first: quick ones
+					// answer at once, and their replies then leave in one
+					// batch rather than each waking the loop for its own.
+					runtime.Gosched()
+					// Their Wakes came before this take: clear them, or the
+					// loop turns again for replies already taken.
+					c.waker.Drain()
+					c.takeOut()
+				}
+			}
+		}
 		if c.stopNow(ctx) || c.draining && c.inflight == 0 {
 			c.disconnect()
-			return stepStop
+			result = stepStop
+			return 0, true
 		}
 		now := time.Now()
 		if now.Sub(c.lastRecv) >= expiry {
 			log.Warn("worker: broker silent; reconnecting", "silence", now.Sub(c.lastRecv).Round(time.Millisecond))
-			return stepReconnect
+			result = stepReconnect
+			return 0, true
 		}
 		if !c.readySent {
 			if c.send(c.w.ready) == nil {
@@ -293,42 +322,19 @@ func (c *conn) serve(ctx context.Context) step {
 		} else if now.Sub(c.lastSend) >= interval {
 			c.send(heartbeatFrames)
 		}
-
 		next := c.lastRecv.Add(expiry)
 		if c.readySent {
 			next = earliest(next, c.lastSend.Add(interval))
 		} else {
 			next = earliest(next, now.Add(readyRetry))
 		}
-		ready, err := c.poller.Wait(max(time.Until(next), 0))
-		if err != nil {
-			log.Error("worker: poll", "err", err)
-			return stepReconnect
-		}
-		if ready[1] {
-			c.waker.Drain()
-			if c.stopNow(ctx) {
-				continue // stop before sending what a stop made handlers return
-			}
-		}
-		c.takeOut()
-		if ready[0] {
-			handed := c.inflight
-			if c.receive() == stepReconnect {
-				return stepReconnect
-			}
-			if c.inflight > handed {
-				// Let the handlers just given work run first: quick ones
-				// answer at once, and their replies then leave in one
-				// batch rather than each waking the loop for its own.
-				runtime.Gosched()
-				// Their Wakes came before this take: clear them, or the
-				// next Wait returns at once for replies already taken.
-				c.waker.Drain()
-				c.takeOut()
-			}
-		}
+		return max(next.Sub(now), 0), false
 	}
+	if err := c.poller.Serve(turn); err != nil {
+		log.Error("worker: poll", "err", err)
+		return stepReconnect
+	}
+	return result
 }
 
 func earliest(a, b time.Time) time.Time {
