@@ -21,6 +21,7 @@ import (
 // concurrent use.
 type Broker struct {
 	cfg       Config
+	event     Event // the one emit fills
 	log       *slog.Logger
 	router    *zsock.Socket
 	waker     *zsock.Waker
@@ -459,11 +460,6 @@ func (b *Broker) tick(now time.Time, sweep bool, nextSweep time.Time) {
 			delete(b.services, name)
 		}
 	}
-}
-
-// routeOf returns the route frame for a request number.
-func routeOf(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }
 
 // seqOf parses a route frame; ok is false for a frame that is not one.

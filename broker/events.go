@@ -77,7 +77,9 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 		r.num = b.seq
 		r.evID, r.evMethod, r.evClient = string(r.id), string(r.method), hex.EncodeToString([]byte(r.client))
 	}
-	e := Event{
+	// Filled in the broker's own Event: one on the stack would be moved
+	// to the heap (fill, unknown here, gets its address), at every event.
+	b.event = Event{
 		Kind:      kind,
 		Time:      time.Now(),
 		Seq:       r.num,
@@ -88,8 +90,9 @@ func (b *Broker) emit(kind EventKind, r *request, fill func(*Event)) {
 		Received:  r.received,
 	}
 	if fill != nil {
-		fill(&e)
+		fill(&b.event)
 	}
+	e := b.event
 	if b.cfg.OnEvent != nil && b.cfg.OnEvent(e) {
 		b.readied = true
 	}

@@ -29,6 +29,11 @@ type request struct {
 	// The request's names as events report them, made once at its first
 	// event rather than at each.
 	evID, evMethod, evClient string
+
+	// Room for the route and the body's frames (a domo request has three
+	// or four), so that a request is one allocation, not three.
+	routeRoom [8]byte
+	bodyRoom  [4][]byte
 }
 
 func (r *request) expired(now time.Time) bool {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -176,10 +177,10 @@ func (b *Broker) newRequest(identity []byte, msg *mdp.Message, svc *service) *re
 		client:   string(identity),
 		version:  msg.Version,
 		service:  svc,
-		body:     append([][]byte(nil), msg.Body...),
 		received: time.Now(),
 		batched:  b.inBatch,
 	}
+	r.body = append(r.bodyRoom[:0], msg.Body...)
 	if env, err := mdp.ParseRequest(msg.Body); err == nil {
 		r.envelope = true
 		r.method = env.Method
@@ -210,7 +211,7 @@ func (b *Broker) dispatch(svc *service) {
 		w := svc.ready.head
 		svc.ready.remove(w)
 		b.seq++
-		r.seq, r.route, r.worker = b.seq, routeOf(b.seq), w
+		r.seq, r.route, r.worker = b.seq, binary.BigEndian.AppendUint64(r.routeRoom[:0], b.seq), w
 		b.inFlight[r.seq] = r
 		w.inFlight++
 		b.sendRequest(w, r)

@@ -35,6 +35,7 @@ type engine struct {
 	events   [64]syscall.EpollEvent
 	dirty    []*conn  // connections with output to write at Flush
 	spares   [][]byte // output buffers no connection holds
+	small    [][]byte // the smallest of them (minOut bytes or less), a stack
 	frames   []Frame  // scratch: the frames of the message being parsed
 	cmds     [][]byte // scratch: commands among them
 	queue    []received
@@ -181,11 +182,13 @@ const flushAt = 64 << 10
 
 // keepIn is the largest input buffer a connection keeps once drained; its
 // output buffer goes back to the router's spares (at most maxSpares, each
-// at most maxSpare bytes), so an idle connection holds none.
+// at most maxSpare bytes; and at most maxSmall of minOut bytes or less, in
+// a stack of their own), so an idle connection holds none.
 const (
 	keepIn    = 4 << 10
 	maxSpares = 16
 	maxSpare  = 1 << 20
+	maxSmall  = 1024
 )
 
 type received struct {
@@ -591,6 +594,12 @@ func (r *engine) command(c *conn, body []byte) error {
 // It takes the smallest spare that will do, so that a small need does not
 // take the buffer a big one will want.
 func (r *engine) spare(n int) []byte {
+	if k := len(r.small); k > 0 && n <= cap(r.small[k-1]) {
+		b := r.small[k-1]
+		r.small[k-1] = nil
+		r.small = r.small[:k-1]
+		return b[:0]
+	}
 	best := -1
 	for i, b := range r.spares {
 		if cap(b) >= n && (best < 0 || cap(b) < cap(r.spares[best])) {
@@ -608,9 +617,18 @@ func (r *engine) spare(n int) []byte {
 }
 
 // giveBack keeps b as a spare if it is worth keeping: while there is room,
-// or in place of a smaller spare.
+// or in place of a smaller spare. The smallest (a connection's first
+// output buffer, minOut) have a stack of their own, with room for the many
+// a turn of a broker with many busy clients gives back and takes again: in
+// the pool of 16 most were dropped and made again at the next turn.
 func (r *engine) giveBack(b []byte) {
 	if cap(b) == 0 || cap(b) > maxSpare {
+		return
+	}
+	if cap(b) <= minOut {
+		if len(r.small) < maxSmall {
+			r.small = append(r.small, b[:0])
+		}
 		return
 	}
 	if len(r.spares) < maxSpares {

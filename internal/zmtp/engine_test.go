@@ -154,6 +154,37 @@ func TestOutputMovesWithPendingBytes(t *testing.T) {
 	}
 }
 
+// TestSmallSpares: the small output buffers a turn gives back (one per
+// connection written to, many for a broker with many busy clients) serve
+// the next turn's needs without an allocation, and at most maxSmall are
+// kept.
+func TestSmallSpares(t *testing.T) {
+	var r engine
+	bufs := make([][]byte, 100)
+	for i := range bufs {
+		bufs[i] = make([]byte, 0, minOut)
+	}
+	if n := testing.AllocsPerRun(10, func() {
+		for _, b := range bufs {
+			r.giveBack(b)
+		}
+		for i := range bufs {
+			bufs[i] = r.spare(100)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations to take back 100 small buffers given back; want 0", n)
+	}
+	for range maxSmall + 10 {
+		r.giveBack(make([]byte, 0, minOut))
+	}
+	if len(r.small) != maxSmall || len(r.spares) != 0 {
+		t.Errorf("%d small spares and %d others kept; want %d and 0", len(r.small), len(r.spares), maxSmall)
+	}
+	if b := r.spare(minOut + 1); cap(b) < minOut+1 {
+		t.Errorf("spare(%d) took a buffer of %d", minOut+1, cap(b))
+	}
+}
+
 // TestSpares: a need takes the smallest spare that will do, and a full
 // pool keeps a bigger buffer in place of its smallest.
 func TestSpares(t *testing.T) {
