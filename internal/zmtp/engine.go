@@ -44,6 +44,7 @@ type engine struct {
 	shaking  int   // connections not yet open
 	looks    int   // looks at the epoll set since the last Flush
 	lookFull bool  // the last look filled events
+	readFull bool  // a read of the last look filled its buffer: the connection may have more
 	// nextSweep is when Flush next looks for handshakes overdue.
 	nextSweep time.Time
 	shut      bool
@@ -287,6 +288,16 @@ func (r *engine) Look() bool {
 	return n > 0
 }
 
+// Pending reports whether the epoll set may hold something ready that the
+// last look left: messages not received, descriptors past a full look, or
+// a connection with more than its read took. Fd does not become readable
+// again for those (a level-triggered set puts back what it reported, but
+// tells no one waiting on the set itself): a waiter on Fd that parks
+// without a look must look first when Pending says so.
+func (r *engine) Pending() bool {
+	return r.qhead < len(r.queue) || r.lookFull || r.readFull
+}
+
 // Watch adds fd, a descriptor of the owner's, to the epoll set (for
 // input): LookWait reports it ready. A blocking poller watches its eventfd
 // so, and waits on this set alone. One descriptor at most, until Unwatch.
@@ -344,6 +355,7 @@ func (r *engine) look(ms int) (int, error) {
 	}
 	r.looks++
 	r.lookFull = n == len(r.events)
+	r.readFull = false
 	r.watchedReady = false
 	r.handle(r.events[:n])
 	return n, nil
@@ -397,6 +409,9 @@ func (r *engine) read(c *conn) {
 		return
 	}
 	c.heard = true
+	if have+n == len(buf) {
+		r.readFull = true
+	}
 	data := buf[:have+n]
 	used, err := r.parse(c, data)
 	if err != nil {

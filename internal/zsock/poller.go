@@ -421,7 +421,8 @@ func (p *Poller) Wait(timeout time.Duration) ([]bool, error) {
 // a loop: Wait must look at the set before each park, since beginning a
 // wait on the file forgets a readiness Go's poller saw before, while a turn
 // run inside the wait parks again without that look (anything that
-// arrived during the turn is still a readiness of this wait). A turn that
+// arrived during the turn is still a readiness of this wait; what the
+// last look left, the socket's Pending, is looked at first). A turn that
 // sent a request and parks for its reply saves one epoll_wait, and a Wake
 // while the loop runs saves its caller and the loop a deadline change
 // each. turn must not close p (Close waits for the wait to end): it
@@ -512,6 +513,13 @@ func (p *Poller) serveTurns(uintptr) bool {
 				}
 				p.armed = p.wakeAt
 			}
+		}
+		// What the last look left ready (a connection with more than a
+		// read took) makes no new readiness: look before parking.
+		if native.Pending() && native.Look() {
+			p.signaled[p.direct] = true
+			look = false
+			continue
 		}
 		p.parked.Store(true) // before the look at the Wakers: see Wait
 		if !p.wakerPending() {

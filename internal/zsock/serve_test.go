@@ -267,3 +267,81 @@ func TestServeStopAndAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestServeBurst: a burst larger than one read (64 KiB) and than one look
+// (64 descriptors' events: here one connection, many reads) arrives
+// after one request; the served loop receives all of it, though nothing
+// more arrives: what its look left in the socket's set makes no new
+// readiness for Go's poller, so it must look before parking.
+func TestServeBurst(t *testing.T) {
+	r, ep := boundRouter(t)
+	d := connectedDealer(t, ep)
+	waker, _ := NewWaker()
+	p := NewPoller(d, waker.Socket()).Eager()
+	defer p.Close()
+
+	const count, size = 64, 16 << 10 // 1 MiB
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // the router answers one request with the burst, and writes it out
+		defer close(stopped)
+		pr := NewPoller(r).Eager()
+		defer pr.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := pr.Wait(20 * time.Millisecond); err != nil {
+				t.Error(err)
+				return
+			}
+			m, err := r.Recv(nil, false)
+			if err != nil {
+				continue
+			}
+			for i := range count {
+				frame := make([]byte, size)
+				frame[0] = byte(i)
+				if err := r.Send([][]byte{m[0], frame}, false); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+	done := make(chan error, 1)
+	got := 0
+	var giveUp atomic.Bool
+	go func() {
+		asked := false
+		done <- p.Serve(func(ready []bool) (time.Duration, bool) {
+			if giveUp.Load() {
+				return 0, true
+			}
+			if ready[0] {
+				got += recvAll(t, d)
+			}
+			if !asked {
+				err := d.Send([][]byte{[]byte("burst, please")}, false)
+				if errors.Is(err, ErrAgain) {
+					return time.Millisecond, false
+				}
+				asked = err == nil
+			}
+			return 30 * time.Second, got == count
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		giveUp.Store(true)
+		waker.Wake()
+		<-done
+		t.Fatalf("received %d of %d messages: the loop parked on what it had not read", got, count)
+	}
+}

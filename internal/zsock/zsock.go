@@ -149,6 +149,7 @@ func NewDealer(o Options, native bool) (*Socket, error) {
 type native interface {
 	Fd() int
 	Look() bool
+	Pending() bool
 	LookWait(timeout time.Duration) (others, watched bool, err error)
 	Watch(fd int) error
 	Unwatch(fd int)
