@@ -44,7 +44,10 @@ type engine struct {
 	shaking  int   // connections not yet open
 	looks    int   // looks at the epoll set since the last Flush
 	lookFull bool  // the last look filled events
-	readFull bool  // a read of the last look filled its buffer: the connection may have more
+	// left: the last look left a descriptor ready that no new event will
+	// announce (a read that filled its buffer, a close behind the data
+	// read, connections past what one accept takes).
+	left bool
 	// nextSweep is when Flush next looks for handshakes overdue.
 	nextSweep time.Time
 	shut      bool
@@ -289,13 +292,14 @@ func (r *engine) Look() bool {
 }
 
 // Pending reports whether the epoll set may hold something ready that the
-// last look left: messages not received, descriptors past a full look, or
-// a connection with more than its read took. Fd does not become readable
+// last look left: messages not received, descriptors past a full look, a
+// connection with more than its read took or a close behind it, or
+// connections past what one accept takes. Fd does not become readable
 // again for those (a level-triggered set puts back what it reported, but
 // tells no one waiting on the set itself): a waiter on Fd that parks
 // without a look must look first when Pending says so.
 func (r *engine) Pending() bool {
-	return r.qhead < len(r.queue) || r.lookFull || r.readFull
+	return r.qhead < len(r.queue) || r.lookFull || r.left
 }
 
 // Watch adds fd, a descriptor of the owner's, to the epoll set (for
@@ -355,7 +359,7 @@ func (r *engine) look(ms int) (int, error) {
 	}
 	r.looks++
 	r.lookFull = n == len(r.events)
-	r.readFull = false
+	r.left = false
 	r.watchedReady = false
 	r.handle(r.events[:n])
 	return n, nil
@@ -378,6 +382,9 @@ func (r *engine) handle(events []syscall.EpollEvent) {
 		}
 		if ev.Events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0 && !c.dead {
 			r.read(c)
+			if ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0 && !c.dead {
+				r.left = true // the close is behind the data read: the next read finds it
+			}
 		}
 	}
 }
@@ -410,7 +417,7 @@ func (r *engine) read(c *conn) {
 	}
 	c.heard = true
 	if have+n == len(buf) {
-		r.readFull = true
+		r.left = true
 	}
 	data := buf[:have+n]
 	used, err := r.parse(c, data)

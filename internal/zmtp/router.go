@@ -97,6 +97,7 @@ func (r *Router) accept(l *listener) {
 		}
 		_, _ = r.open(fd, Property{"Socket-Type", []byte("ROUTER")})
 	}
+	r.left = true // more may wait: the listener stays ready, and says so to no one
 }
 
 // opened admits DEALER, REQ and ROUTER peers under their routing id.
