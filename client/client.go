@@ -275,9 +275,8 @@ func (c *Client) loop() {
 	defer close(c.loopDone)
 	c.rebuildPoller()
 	defer func() { c.poller.Close() }()
-	turn := c.turn
 	for {
-		err := c.poller.Serve(turn)
+		err := c.poller.Serve(c.turn)
 		select {
 		case <-c.quit:
 			return

@@ -484,8 +484,8 @@ func (p *Poller) serveTurns(uintptr) bool {
 	native := p.sockets[p.direct].native
 	look := true
 	for {
-		if look && native.Look() {
-			p.signaled[p.direct] = true
+		if look {
+			p.lookDirect()
 		}
 		_, _ = p.check() // a native socket's and a Waker's readiness cannot fail
 		timeout, stop := p.turn(p.ready)
@@ -516,8 +516,7 @@ func (p *Poller) serveTurns(uintptr) bool {
 		}
 		// What the last look left ready (a connection with more than a
 		// read took) makes no new readiness: look before parking.
-		if native.Pending() && native.Look() {
-			p.signaled[p.direct] = true
+		if native.Pending() && p.lookDirect() {
 			look = false
 			continue
 		}
@@ -545,17 +544,23 @@ func (p *Poller) lookParked(fd uintptr) bool {
 	if p.direct >= 0 {
 		// An empty look leaves the socket's set with nothing ready:
 		// anything that arrives after it makes the set readable.
-		if p.sockets[p.direct].native.Look() {
-			p.signaled[p.direct] = true
-			return true
-		}
-		return false
+		return p.lookDirect()
 	}
 	n, errno := nbio.Poll(int(fd), p.events[:])
 	if n > 0 {
 		p.signal(p.events[:n])
 	}
 	return n > 0 || (errno != 0 && errno != syscall.EINTR)
+}
+
+// lookDirect is a direct parking poller's look at its socket's set, which
+// marks the socket signaled if anything was ready.
+func (p *Poller) lookDirect() bool {
+	if p.sockets[p.direct].native.Look() {
+		p.signaled[p.direct] = true
+		return true
+	}
+	return false
 }
 
 // lookBlocked is a blocking poller's look at the set its thread waits on
