@@ -145,12 +145,6 @@ func (j *job) appendFrames(dst [][]byte, cmd mdp.Command, body [][]byte) [][]byt
 	return f
 }
 
-// replyHeaders is replyHeaders(h), in j's room when it fits (a longer id
-// grows out of it).
-func (j *job) replyHeaders(h mdp.Headers) mdp.Headers {
-	return appendReplyHeaders(j.hdrRoom[:0], h)
-}
-
 // step is what the serving loop asks its caller to do next.
 type step int
 
@@ -554,7 +548,7 @@ func (c *conn) reject(j *job, e *domo.Error) {
 	c.w.stats.rejected.Add(1)
 	var hdr mdp.Headers
 	if env, err := mdp.ParseRequest(j.body); err == nil {
-		hdr = replyHeaders(env.Headers)
+		hdr = appendReplyHeaders(j.hdrRoom[:0], env.Headers) // no handler has j: its room is free
 	}
 	body := mdp.ErrorReply(hdr, e)
 	if err := c.send(j.frames(mdp.Reply, body.Append(make([][]byte, 0, 3)))); err != nil {
@@ -562,14 +556,10 @@ func (c *conn) reject(j *job, e *domo.Error) {
 	}
 }
 
-// replyHeaders returns the headers of a reply to a request with headers h:
-// the id, echoed. It is never empty: an empty headers frame does not make
-// a domo envelope.
-func replyHeaders(h mdp.Headers) mdp.Headers {
-	return appendReplyHeaders(nil, h)
-}
-
-// appendReplyHeaders appends replyHeaders(h) to dst, which must be empty.
+// appendReplyHeaders appends to dst, which must be empty, the headers of
+// a reply to a request with headers h: the id, echoed (in a job's room,
+// hdrRoom, when it fits; a longer id grows out of it). They are never
+// empty: an empty headers frame does not make a domo envelope.
 func appendReplyHeaders(dst, h mdp.Headers) mdp.Headers {
 	if id, ok := h.Get(mdp.HeaderID); ok {
 		return mdp.AppendHeader(dst, mdp.HeaderID, id)

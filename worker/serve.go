@@ -45,7 +45,7 @@ func (w *Worker) serve(ctx context.Context, j *job) {
 
 func requestReplyHeaders(body [][]byte) mdp.Headers {
 	if env, err := mdp.ParseRequest(body); err == nil {
-		return replyHeaders(env.Headers)
+		return appendReplyHeaders(nil, env.Headers)
 	}
 	return mdp.Headers{mdp.HeadersMagic}
 }
@@ -61,7 +61,7 @@ func (w *Worker) answer(ctx context.Context, j *job) [][]byte {
 		e := domo.Errorf(domo.CodeInvalid, "not a domo envelope")
 		return errorBody(mdp.Headers{mdp.HeadersMagic}, e)
 	}
-	hdr := j.replyHeaders(env.Headers)
+	hdr := appendReplyHeaders(j.hdrRoom[:0], env.Headers)
 	m, ok := (*w.handlers.Load())[string(env.Method)]
 	if !ok {
 		w.stats.failed.Add(1)
