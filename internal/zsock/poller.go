@@ -524,8 +524,12 @@ func (p *Poller) serveTurns(uintptr) bool {
 		if !p.wakerPending() {
 			return false
 		}
+		// A Waker is pending: turn again. What arrived since the look
+		// makes the file readable for the next park, so that turn need not
+		// look, but the one after does: a loop woken at every turn would
+		// otherwise never read its socket.
 		p.parked.Store(false)
-		look = false // what arrived since the look makes the file readable for the next park
+		look = !look
 	}
 }
 

@@ -81,7 +81,8 @@ func recvAll(t *testing.T, d *Socket) int {
 // parks for its echo, and sends the next one from the turn that received
 // it, 2,000 times, from inside one wait: the wait on the socket's set is
 // begun once (its begin costs a look that a park after a turn does not),
-// not once a round trip as with Wait in a loop.
+// not once a round trip as with Wait in a loop. A Wake while the loop runs
+// (every other turn) takes one more turn, not a new wait.
 func TestServeRoundTrips(t *testing.T) {
 	d := connectedDealer(t, echoRouter(t))
 	waker, _ := NewWaker()
@@ -93,6 +94,7 @@ func TestServeRoundTrips(t *testing.T) {
 	const trips = 2000
 	sent, got := 0, 0
 	err := p.Serve(func(ready []bool) (time.Duration, bool) {
+		waker.Drain()
 		if ready[0] {
 			got += recvAll(t, d)
 		}
@@ -107,7 +109,9 @@ func TestServeRoundTrips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sent++
+			if sent++; sent%2 == 0 {
+				waker.Wake() // while the loop runs: its flag alone, no past deadline to end the wait
+			}
 		}
 		return 5 * time.Second, false // a lost readiness shows as a 5 s pause per trip
 	})
@@ -116,6 +120,48 @@ func TestServeRoundTrips(t *testing.T) {
 	}
 	if p.begun > 3 {
 		t.Errorf("the wait began %d times for %d round trips; want once (or a few, for deadlines)", p.begun, trips)
+	}
+}
+
+// TestServeWokenEveryTurn: a loop whose Waker is pending at the end of
+// every turn (callers that never pause) still reads its socket: a turn
+// for a Wake skips the look only once in a row.
+func TestServeWokenEveryTurn(t *testing.T) {
+	d := connectedDealer(t, echoRouter(t))
+	waker, _ := NewWaker()
+	p := NewPoller(d, waker.Socket()).Eager()
+	defer p.Close()
+	const echoes = 100
+	sent, got := 0, 0
+	var giveUp atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Serve(func(ready []bool) (time.Duration, bool) {
+			waker.Drain()
+			if ready[0] {
+				got += recvAll(t, d)
+			}
+			if got == echoes || giveUp.Load() {
+				return 0, true
+			}
+			for ; sent < echoes; sent++ {
+				if err := d.Send([][]byte{[]byte("x")}, false); err != nil {
+					break // not connected yet: the next turn tries again
+				}
+			}
+			waker.Wake()
+			return 5 * time.Second, false
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		giveUp.Store(true)
+		<-done
+		t.Fatalf("%d of %d echoes read in 5 s: turns for Wakes never looked at the socket", got, echoes)
 	}
 }
 
